@@ -1,0 +1,76 @@
+"""The shared pairwise loss, identical for every pairing strategy (DESIGN.md).
+
+    L = -E_(x+, x-)[ log sigma( A(x+) - A(x-) ) ]
+    A(x) = beta * sum_{t >= d} ( log pi_theta(x_t | x_<t) - log pi_ref(x_t | x_<t) )
+
+summed over completion tokens from d, the first token where the pair differs. In the sum form the
+shared prefix would cancel exactly anyway; the mask makes that explicit and is what the `mean` form
+needs (a mean over the whole sequence would not cancel the prefix). The reference term is optional
+(DPO, Rafailov et al. 2023, uses it; without it A is the raw log-likelihood from d on).
+
+Optional SFT term (DAPO in this project): token-level mean NLL over the better paths' completions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gfpo_bench.models.logprobs import completion_nll
+from gfpo_bench.types import Pairs
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor  # [] total loss (pairwise + sft_coef * nll)
+    pairwise: Tensor  # [] the pairwise part
+    nll: Tensor  # [] the SFT part (0 when unused)
+    margin: Tensor  # [M] A(x+) - A(x-), detached
+    accuracy: Tensor  # [] fraction of pairs with margin > 0
+
+
+def divergence_mask(completion_mask: Tensor, index: Tensor, diverge: Tensor) -> Tensor:
+    """completion_mask [N, L], index [M], diverge [M] -> [M, L] bool: completion tokens at t >= d."""
+    pos = torch.arange(completion_mask.shape[1], device=completion_mask.device)  # [L]
+    return completion_mask[index] & (pos[None, :] >= diverge[:, None])
+
+
+class PairwiseLoss:
+    def __init__(self, beta: float = 0.1, form: str = "sum") -> None:
+        if form not in ("sum", "mean"):
+            raise ValueError(f"loss.form must be 'sum' or 'mean', got {form!r}")
+        self.beta, self.form = beta, form
+
+    def advantages(self, logratio: Tensor, completion_mask: Tensor, index: Tensor, diverge: Tensor) -> Tensor:
+        """logratio [N, L], completion_mask [N, L], index [M], diverge [M] -> A [M]."""
+        mask = divergence_mask(completion_mask, index, diverge).to(logratio.dtype)  # [M, L]
+        total = (logratio[index] * mask).sum(-1)  # [M]
+        if self.form == "mean":
+            total = total / mask.sum(-1).clamp_min(1.0)
+        return self.beta * total
+
+    def __call__(
+        self,
+        logp: Tensor,  # [N, L] policy token log-probs
+        ref_logp: Tensor | None,  # [N, L] reference token log-probs, or None
+        completion_mask: Tensor,  # [N, L] bool
+        pairs: Pairs,
+        sft_coef: float = 0.0,
+    ) -> LossOutput:
+        logratio = logp - ref_logp if ref_logp is not None else logp  # [N, L]
+        zero = logp.sum() * 0.0  # keeps the graph for an all-empty batch
+        if pairs.m:
+            a_pos = self.advantages(logratio, completion_mask, pairs.better, pairs.diverge)  # [M]
+            a_neg = self.advantages(logratio, completion_mask, pairs.worse, pairs.diverge)  # [M]
+            margin = a_pos - a_neg
+            pairwise = -F.logsigmoid(margin).mean()
+        else:
+            margin, pairwise = logp.new_zeros(0), zero
+        nll = zero
+        if sft_coef > 0 and pairs.sft_paths.numel():
+            nll = completion_nll(logp[pairs.sft_paths], completion_mask[pairs.sft_paths])
+        acc = (margin > 0).float().mean() if margin.numel() else logp.new_zeros(())
+        return LossOutput(pairwise + sft_coef * nll, pairwise, nll, margin.detach(), acc.detach())

@@ -1,0 +1,55 @@
+"""Build (model, tokenizer, prompt formatter) from the `model` config group, by `model.kind`.
+
+- `tiny`: the embedded default, SFT-warm-started and cached (see tiny.py); loaded back through
+  transformers' from_pretrained like any hub model.
+- `hf`: any causal LM by hub name or local directory (`model.name_or_path`).
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.models.prompting import PromptFormatter
+from gfpo_bench.models.sft import SFTConfig
+from gfpo_bench.models.tiny import ensure_tiny
+from gfpo_bench.registry import Registry
+from gfpo_bench.tasks.base import Task
+
+MODEL_BUILDERS: Registry = Registry("model kind")
+
+
+@MODEL_BUILDERS.register("tiny")
+def build_tiny(cfg: DictConfig, task: Task, task_key: str):
+    path = cfg.get("name_or_path") or ensure_tiny(
+        task,
+        cache_dir=cfg.cache_dir,
+        hidden=cfg.hidden,
+        layers=cfg.layers,
+        heads=cfg.heads,
+        max_len=cfg.max_len,
+        seed=cfg.seed,
+        sft=SFTConfig(**cfg.sft),
+        task_key=task_key,
+    )
+    model, tok = load_model_and_tokenizer(str(path), cfg.dtype)
+    return model, tok, PromptFormatter(chat_template=False)
+
+
+@MODEL_BUILDERS.register("hf")
+def build_hf(cfg: DictConfig, task: Task, task_key: str):
+    if not cfg.get("name_or_path"):
+        raise ModelLoadError("model=hf needs model.name_or_path=<hub name or local dir>")
+    model, tok = load_model_and_tokenizer(cfg.name_or_path, cfg.dtype, cfg.get("trust_remote_code", False))
+    if cfg.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable()
+    chat = cfg.get("chat_template", True) and getattr(tok, "chat_template", None) is not None
+    return model, tok, PromptFormatter(chat_template=bool(chat))
+
+
+def build_model(cfg: DictConfig, task: Task, task_key: str = ""):
+    return MODEL_BUILDERS.get(cfg.kind)(cfg, task, task_key)
+
+
+def max_context(model, default: int = 2048) -> int:
+    return int(getattr(model.config, "max_position_embeddings", default) or default)

@@ -1,0 +1,44 @@
+"""Load a causal LM and its tokenizer through transformers, from a local dir or a hub name.
+
+One code path for every model: the embedded tiny model is saved with save_pretrained and read back
+here exactly like `Qwen/Qwen2.5-0.5B-Instruct`. Failures become one clear line (`ModelLoadError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or Path(name).exists()
+
+
+def load_model_and_tokenizer(
+    name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"model.dtype={dtype!r} is not one of {sorted(DTYPES)}")
+    if _looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise ModelLoadError(f"model path not found: {name_or_path}")
+    path = str(Path(name_or_path).expanduser()) if _looks_local(name_or_path) else name_or_path
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load model {name_or_path!r}: {first}") from e
+    if tok.pad_token_id is None:  # many causal LMs ship without a pad token
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"  # batched generation needs left padding
+    return model, tok

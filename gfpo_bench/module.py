@@ -1,0 +1,202 @@
+"""The LightningModule: wires the boxes of the one loop together and nothing else.
+
+    training_step:  rollout -> reward -> pairs -> loss
+
+Each unique sequence is scored by one forward pass per step (the policy, and the frozen reference
+when `loss.use_reference`), never once per pair. A batch with no pairs, or a non-finite loss, skips
+the optimizer step; both are counted and logged and the run goes on.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import random
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from gfpo_bench.analytics import pair_metrics
+from gfpo_bench.loss import LossOutput, PairwiseLoss
+from gfpo_bench.models.logprobs import token_logprobs
+from gfpo_bench.rewards.reward import Reward
+from gfpo_bench.sampling.base import Sampler
+from gfpo_bench.schedule import PairingSchedule
+from gfpo_bench.tasks.base import Task
+from gfpo_bench.types import Pairs, Problem, RewardOutput, Rollouts, concat_rewards, concat_rollouts, select_rewards
+
+log = logging.getLogger(__name__)
+
+
+class PairwiseRLModule(L.LightningModule):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        task: Task,
+        sampler: Sampler,
+        reward: Reward,
+        schedule: PairingSchedule,
+        loss: PairwiseLoss,
+        optimizer,  # functools.partial(torch.optim.X, lr=...) from Hydra (_partial_: true)
+        use_reference: bool = True,
+        dynamic_max_rounds: int = 3,
+        max_tokens: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.model, self.tok, self.task = model, tokenizer, task
+        self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
+        self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
+        self.optimizer_factory = optimizer
+        # A plain list keeps the frozen reference out of parameters(), the optimizer and checkpoints.
+        self._ref: list[torch.nn.Module] = []
+        if use_reference:
+            ref = copy.deepcopy(model).eval()
+            ref.requires_grad_(False)
+            self._ref.append(ref)
+        self.dynamic_max_rounds, self.max_tokens = dynamic_max_rounds, max_tokens
+        self.rng = random.Random(seed)
+        self.train_pool: list[Problem] = []  # refill source for dynamic sampling (set by the datamodule)
+        # counters that survive checkpoint/resume (see on_save_checkpoint)
+        self.tokens_generated = 0
+        self.skipped_batches = 0
+        self.nonfinite_steps = 0
+        self.pair_history: list[dict] = []  # per-step train/ metrics (summary.json pair stats)
+        self.last_pairs: tuple[Rollouts, RewardOutput, Pairs, LossOutput | None] | None = None
+
+    # --- the loop -------------------------------------------------------------------------------
+    def training_step(self, problems: list[Problem], batch_idx: int) -> Tensor | None:
+        stage, strategy = self.schedule.at(self.global_step, self.tokens_generated, self.max_tokens)
+        rollouts, rewards = self.rollout(problems, strategy)
+        pairs = strategy(rollouts, rewards, self.rng)
+        self.log_batch(rollouts, rewards, pairs, stage)
+
+        if pairs.m == 0 and pairs.sft_paths.numel() == 0:
+            self.skipped_batches += 1
+            self.log("train/skipped_batches", float(self.skipped_batches))
+            self.last_pairs = (rollouts, rewards, pairs, None)
+            return None
+        out = self.pair_loss(rollouts, pairs, strategy.sft_coef)
+        self.last_pairs = (rollouts, rewards, pairs, out)
+        if not torch.isfinite(out.loss):
+            self.nonfinite_steps += 1
+            log.warning("non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps)
+            self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+            return None
+        self.log_dict(
+            {
+                "train/loss": out.loss.detach(),
+                "train/loss_pairwise": out.pairwise.detach(),
+                "train/nll": out.nll.detach(),
+                "train/pair_accuracy": out.accuracy,
+                "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
+            },
+            prog_bar=False,
+        )
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+        return out.loss
+
+    # --- boxes ----------------------------------------------------------------------------------
+    def rollout(self, problems: list[Problem], strategy) -> tuple[Rollouts, RewardOutput]:
+        """Sample and score; with dynamic sampling, drop groups with no correctness spread and refill
+        from fresh prompts (at most `dynamic_max_rounds` extra rounds)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            rollouts = self.sampler.sample(self.model, self.task, problems)
+            rewards = self.reward(self.task, rollouts)
+            self.tokens_generated += rollouts.generated_tokens
+            if strategy.dynamic_sampling:
+                rollouts, rewards = self.refill(rollouts, rewards, strategy, len(problems))
+        finally:
+            self.model.train(was_training)
+        return rollouts, rewards
+
+    def refill(self, rollouts: Rollouts, rewards: RewardOutput, strategy, want: int):
+        parts_r, parts_w = [], []
+        for round_ in range(self.dynamic_max_rounds + 1):
+            ok = rewards.correct.tolist()
+            keep = [i for idx in rollouts.group_indices() if strategy.keep_group([ok[j] for j in idx]) for i in idx]
+            if keep:
+                parts_r.append(rollouts.select(keep))
+                parts_w.append(select_rewards(rewards, keep))
+            have = sum(len(p.problems) for p in parts_r)
+            if have >= want or round_ == self.dynamic_max_rounds or not self.train_pool:
+                break
+            more = self.rng.sample(self.train_pool, min(want - have, len(self.train_pool)))
+            rollouts = self.sampler.sample(self.model, self.task, more)
+            rewards = self.reward(self.task, rollouts)
+            self.tokens_generated += rollouts.generated_tokens
+        self.log("train/dynamic_groups_kept", float(sum(len(p.problems) for p in parts_r)))
+        if not parts_r:  # nothing informative: an empty batch, skipped by the caller
+            return rollouts.select([]), select_rewards(rewards, [])
+        return concat_rollouts(parts_r, self.tok.pad_token_id), concat_rewards(parts_w)
+
+    def pair_loss(self, rollouts: Rollouts, pairs: Pairs, sft_coef: float) -> LossOutput:
+        """One forward pass over the unique sequences the pairs (and SFT term) use."""
+        used = torch.unique(torch.cat([pairs.better, pairs.worse, pairs.sft_paths]))  # [U]
+        remap = torch.full((rollouts.n,), -1, dtype=torch.long)
+        remap[used] = torch.arange(used.numel())
+        width = int(rollouts.attention_mask[used].sum(-1).max())
+        tokens = rollouts.tokens[used, :width].to(self.device)  # [U, W]
+        attn = rollouts.attention_mask[used, :width].to(self.device)  # [U, W]
+        comp = rollouts.completion_mask[used, :width].to(self.device)  # [U, W]
+        logp = token_logprobs(self.model, tokens, attn)  # [U, W]
+        ref = None
+        if self._ref:
+            with torch.no_grad():
+                ref = token_logprobs(self._ref[0], tokens, attn)
+        local = Pairs(
+            remap[pairs.better].to(self.device),
+            remap[pairs.worse].to(self.device),
+            pairs.diverge.to(self.device),
+            pairs.diverge_step,
+            pairs.prefix_frac,
+            remap[pairs.sft_paths].to(self.device),
+        )
+        return self.loss_fn(logp, ref, comp, local, sft_coef)
+
+    # --- logging --------------------------------------------------------------------------------
+    def log_batch(self, rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, stage: int) -> None:
+        metrics = rewards.metrics("train/reward")
+        metrics.update(pair_metrics(rollouts, rewards, pairs))
+        metrics["train/tokens_generated"] = float(self.tokens_generated)
+        metrics["train/pairing_stage"] = float(stage)
+        metrics["train/completion_tokens"] = rollouts.completion_mask.sum().item() / max(1, rollouts.n)
+        self.log_dict(metrics, batch_size=max(1, len(rollouts.problems)))
+        self.log("reward", metrics["train/reward/total"], prog_bar=True, logger=False)
+        self.log("pairs", metrics["train/pairs"], prog_bar=True, logger=False)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.max_tokens is not None and self.tokens_generated >= self.max_tokens:
+            log.info("token budget reached: %d >= %d generated tokens", self.tokens_generated, self.max_tokens)
+            self.trainer.should_stop = True
+
+    # --- optimizer & state ----------------------------------------------------------------------
+    def configure_optimizers(self):
+        return self.optimizer_factory(params=[p for p in self.model.parameters() if p.requires_grad])
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch  # a list of Problems (text); tensors are made on the device in each box
+
+    def on_fit_start(self) -> None:
+        for ref in self._ref:
+            ref.to(self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["gfpo_counters"] = {
+            "tokens_generated": self.tokens_generated,
+            "skipped_batches": self.skipped_batches,
+            "nonfinite_steps": self.nonfinite_steps,
+            "rng": self.rng.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        c = checkpoint.get("gfpo_counters", {})
+        self.tokens_generated = c.get("tokens_generated", 0)
+        self.skipped_batches = c.get("skipped_batches", 0)
+        self.nonfinite_steps = c.get("nonfinite_steps", 0)
+        if "rng" in c:
+            self.rng.setstate(c["rng"])

@@ -1,0 +1,15 @@
+"""Pairing strategies, one module each, registered by name. Importing this package registers all.
+
+Names follow the project's source text, not the published papers with the same acronyms: each
+module's docstring says what it takes from which paper and where it departs.
+"""
+
+from gfpo_bench.pairing import dapo, gfpo, random_pairs, srpo, top2, vapo  # noqa: F401  (register)
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, annotate
+
+__all__ = ["PAIRINGS", "PairingStrategy", "annotate", "build_pairing"]
+
+
+def build_pairing(name: str, **kwargs) -> PairingStrategy:
+    """Instantiate a registered strategy; an unknown name lists the valid ones."""
+    return PAIRINGS.get(name)(**kwargs)

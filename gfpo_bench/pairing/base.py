@@ -1,0 +1,100 @@
+"""Pairing strategies: the one thing that differs between SRPO, VAPO, DAPO, GFPO and the baselines.
+
+A strategy looks at one batch of Rollouts and their RewardOutput and returns (better, worse) index
+pairs within each prompt's group. Everything else (divergence point, prefix fraction, the step the
+pair splits at) is computed once, here, for every strategy alike.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+from gfpo_bench.registry import Registry
+from gfpo_bench.types import Pairs, RewardOutput, Rollouts
+
+PAIRINGS: Registry[type[PairingStrategy]] = Registry("pairing strategy")
+
+
+def shared_prefix_len(a: Tensor, b: Tensor) -> int:
+    """Number of leading positions where two 1-D token tensors agree (compared up to the shorter)."""
+    n = min(a.numel(), b.numel())
+    neq = (a[:n] != b[:n]).nonzero()
+    return int(neq[0]) if neq.numel() else n
+
+
+def divergence(rollouts: Rollouts, i: int, j: int) -> int:
+    """First absolute token position where paths i and j differ (real tokens only)."""
+    li, lj = int(rollouts.attention_mask[i].sum()), int(rollouts.attention_mask[j].sum())
+    return shared_prefix_len(rollouts.tokens[i, :li], rollouts.tokens[j, :lj])
+
+
+def step_index(spans: list[tuple[int, int]], pos: int) -> int:
+    """Index of the step containing token `pos` (or the next step after it); len(spans) if past all
+    steps (the pair splits in the answer); -1 if the path has no steps."""
+    if not spans:
+        return -1
+    for s, (_, end) in enumerate(spans):
+        if pos < end:
+            return s
+    return len(spans)
+
+
+class PairingStrategy(ABC):
+    """Subclasses implement `select`; config knobs are constructor kwargs (conf/pairing/*.yaml)."""
+
+    dynamic_sampling: bool = False  # drop groups with no correctness spread and refill (DAPO)
+
+    def __init__(self, eps: float = 1e-6, max_pairs_per_group: int | None = 4, sft_coef: float = 0.0) -> None:
+        self.eps, self.max_pairs_per_group, self.sft_coef = eps, max_pairs_per_group, sft_coef
+
+    @abstractmethod
+    def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
+        """(better, worse) path indices, both from the same group."""
+
+    def keep_group(self, correct: list[bool]) -> bool:
+        """Dynamic sampling: does a group with these raw correctness values stay in the batch?"""
+        return True
+
+    def cap(self, pairs: list[tuple[int, int]], rng: random.Random) -> list[tuple[int, int]]:
+        if self.max_pairs_per_group is None or len(pairs) <= self.max_pairs_per_group:
+            return pairs
+        return rng.sample(pairs, self.max_pairs_per_group)
+
+    def informative(self, idx: list[int], r: list[float]) -> list[tuple[int, int]]:
+        """All (better, worse) pairs in a group with |r_i - r_j| > eps."""
+        out = []
+        for a in range(len(idx)):
+            for b in range(a + 1, len(idx)):
+                i, j = idx[a], idx[b]
+                if abs(r[i] - r[j]) > self.eps:
+                    out.append((i, j) if r[i] > r[j] else (j, i))
+        return out
+
+    def __call__(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> Pairs:
+        chosen = self.select(rollouts, rewards, rng)
+        pairs = annotate(rollouts, chosen)
+        if self.sft_coef > 0 and pairs.m:
+            pairs.sft_paths = torch.unique(pairs.better)
+        return pairs
+
+
+def annotate(rollouts: Rollouts, chosen: list[tuple[int, int]]) -> Pairs:
+    """Divergence bookkeeping for each pair; pairs of identical sequences are dropped (no signal)."""
+    rows = []
+    for b, w in chosen:
+        d = divergence(rollouts, b, w)
+        lb, lw = int(rollouts.attention_mask[b].sum()), int(rollouts.attention_mask[w].sum())
+        if d >= lb and d >= lw:
+            continue  # identical token sequences
+        p = int(rollouts.prompt_len[b])
+        shorter = max(1, min(lb, lw) - p)
+        rows.append((b, w, d, step_index(rollouts.step_spans[b], d), max(0, d - p) / shorter))
+    if not rows:
+        return Pairs.empty()
+    b, w, d, s, f = zip(*rows)
+    t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
+    return Pairs(t(b), t(w), t(d), t(s), torch.tensor(f, dtype=torch.float))

@@ -1,0 +1,72 @@
+"""The decomposed reward R = alpha*R_final + beta*R_process + gamma*R_format (DESIGN.md).
+
+- R_final: 1 if the final answer is correct, else `wrong_final` (0, or -1 as a config switch).
+- R_process: see `process.py` (`verifier` or `majority`).
+- R_format: 1 if the completion has the reasoning format (`tasks/format.py`), else 0.
+Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gfpo_bench.rewards.process import PROCESS_REWARDS
+from gfpo_bench.tasks.base import Task
+from gfpo_bench.tasks.format import parse_completion
+from gfpo_bench.types import RewardOutput, Rollouts
+
+
+@dataclass
+class RewardWeights:
+    final: float = 1.0
+    process: float = 0.5
+    format: float = 0.2
+
+
+class Reward:
+    """Callable: (task, rollouts) -> RewardOutput.
+
+    >>> from gfpo_bench.tasks.arith import ArithTask
+    >>> from gfpo_bench.models.tokenizer import build_char_tokenizer
+    >>> from gfpo_bench.models.prompting import PromptFormatter
+    >>> from gfpo_bench.sampling.base import rollouts_from_texts
+    >>> task = ArithTask(); p = task.problems("test")[0]
+    >>> r = rollouts_from_texts(build_char_tokenizer(), PromptFormatter(), task, [p], [[p.solution, "<answer>0</answer>"]])
+    >>> out = Reward()(task, r); out.total.tolist()  # 1 + 0.5*1 + 0.2*1, and 0 + 0 + 0
+    [1.7000000476837158, 0.0]
+    """
+
+    def __init__(
+        self,
+        weights: RewardWeights | dict | None = None,
+        process: str = "verifier",
+        wrong_final: float = 0.0,
+        noise: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.w = RewardWeights(**weights) if isinstance(weights, dict) else (weights or RewardWeights())
+        self.process_fn = PROCESS_REWARDS.get(process)
+        if wrong_final not in (0.0, -1.0):
+            raise ValueError(f"reward.wrong_final must be 0 or -1, got {wrong_final}")
+        if not 0.0 <= noise <= 1.0:
+            raise ValueError(f"reward.noise must be in [0, 1], got {noise}")
+        self.wrong_final, self.noise = wrong_final, noise
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __call__(self, task: Task, rollouts: Rollouts) -> RewardOutput:
+        problems = [rollouts.problems[g] for g in rollouts.group.tolist()]
+        parsed = [parse_completion(t) for t in rollouts.texts]
+        scores = task.score(problems, rollouts.texts)
+        correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)  # [N]
+        step_scores = [task.verify_steps(p, pc.steps) for p, pc in zip(problems, parsed)]
+
+        final = torch.where(correct, 1.0, self.wrong_final)  # [N]
+        if self.noise > 0:
+            flip = torch.rand(rollouts.n, generator=self.gen) < self.noise
+            final = torch.where(flip, torch.where(correct, self.wrong_final, 1.0), final)
+        process = self.process_fn(rollouts, parsed, step_scores)  # [N]
+        fmt = torch.tensor([float(pc.format_ok) for pc in parsed])  # [N]
+        total = self.w.final * final + self.w.process * process + self.w.format * fmt
+        return RewardOutput(final, process, fmt, total, correct, step_scores)

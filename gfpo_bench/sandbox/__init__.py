@@ -1,0 +1,8 @@
+"""Sandboxed execution of generated programs: `execute`, `execute_many`, `ExecResult`.
+
+See `executor.py` for what the sandbox protects against and what it does not.
+"""
+
+from gfpo_bench.sandbox.executor import ExecResult, execute, execute_many, isolation
+
+__all__ = ["ExecResult", "execute", "execute_many", "isolation"]

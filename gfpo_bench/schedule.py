@@ -1,0 +1,72 @@
+"""Pairing schedules: which strategy is active at a given step.
+
+`schedule=null` is one stage. `schedule=srpo_to_gfpo` / `dapo_to_gfpo` switch strategy at a step, or
+at a fraction of the token budget (`at_tokens_frac`), inside one run. The stage index is logged as
+`train/pairing_stage` and the switch as an event in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gfpo_bench.pairing.base import PairingStrategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stage:
+    strategy: PairingStrategy
+    name: str
+    start_step: int = 0  # first optimizer step of this stage
+    start_tokens_frac: float | None = None  # or: first step once this fraction of max_tokens is used
+
+
+class PairingSchedule:
+    def __init__(self, stages: list[Stage]) -> None:
+        if not stages:
+            raise ValueError("a pairing schedule needs at least one stage")
+        self.stages = stages
+        self.current = 0
+
+    @classmethod
+    def single(cls, strategy: PairingStrategy, name: str) -> PairingSchedule:
+        return cls([Stage(strategy, name)])
+
+    @property
+    def name(self) -> str:
+        return "_to_".join(s.name for s in self.stages)
+
+    def at(self, step: int, tokens: int, max_tokens: int | None) -> tuple[int, PairingStrategy]:
+        """(stage index, strategy) for this step; stages only move forward."""
+        for i in range(self.current + 1, len(self.stages)):
+            st = self.stages[i]
+            by_tokens = st.start_tokens_frac is not None and max_tokens and tokens >= st.start_tokens_frac * max_tokens
+            if (st.start_tokens_frac is None and step >= st.start_step) or by_tokens:
+                log.info("pairing schedule: switching %s -> %s at step %d (%d tokens)",
+                         self.stages[self.current].name, st.name, step, tokens)
+                self.current = i
+        return self.current, self.stages[self.current].strategy
+
+
+def build_schedule(cfg) -> PairingSchedule:
+    """From the config: `pairing` alone, or the stages of `schedule` (each with its own `pairing`)."""
+    from omegaconf import OmegaConf
+
+    from gfpo_bench.pairing import build_pairing
+
+    def strategy(pcfg) -> tuple[PairingStrategy, str]:
+        kw = OmegaConf.to_container(pcfg, resolve=True)
+        name = kw.pop("name")
+        return build_pairing(name, **kw), name
+
+    sched = cfg.get("schedule")
+    if sched is None:
+        return PairingSchedule.single(*strategy(cfg.pairing))
+    stages = []
+    for key in sched.stage_order:
+        st = sched[key]
+        s, name = strategy(st.pairing)
+        stages.append(Stage(s, name, st.get("start_step", 0), st.get("start_tokens_frac")))
+    return PairingSchedule(stages)

@@ -1,0 +1,144 @@
+"""Embedded synthetic task `arith`: multi-step arithmetic with one verifiable operation per step.
+
+A problem is a chain `a op1 b op2 c ...` evaluated left to right (parenthesised where precedence
+would say otherwise). The reference solution writes one step per operation, `running op x = result`,
+then the final answer. Generated from a seed, so it runs anywhere. Splits are disjoint by
+construction: a question's split is fixed by a hash of its text, not by the order it was drawn in.
+
+The step verifier re-checks each step against the problem itself (right operand, right operator,
+right arithmetic), so a mistake is pinned to the step where it happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+from gfpo_bench.tasks.base import Score, Split, Task, require_nonempty
+from gfpo_bench.tasks.format import parse_completion, render_completion
+from gfpo_bench.types import Problem
+
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+_STEP = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)\s*$")
+_SPLIT_BUCKETS = {"val": range(0, 5), "test": range(5, 10), "train": range(10, 100)}
+
+
+def _bucket(question: str) -> int:
+    return int(hashlib.sha1(question.encode()).hexdigest(), 16) % 100
+
+
+class ArithTask(Task):
+    """Difficulty knobs: `min_operands`..`max_operands` numbers, up to `digits` digits, `ops`."""
+
+    name = "arith"
+    kind = "math"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        min_operands: int = 3,
+        max_operands: int = 4,
+        digits: int = 1,
+        ops: str = "+-",
+        n_train: int = 20000,
+        n_val: int = 200,
+        n_test: int = 500,
+    ) -> None:
+        if not 2 <= min_operands <= max_operands:
+            raise ValueError(f"arith: need 2 <= min_operands <= max_operands, got {min_operands}, {max_operands}")
+        if digits < 1 or not ops or set(ops) - set(_OPS):
+            raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
+        self.seed, self.digits, self.ops = seed, digits, ops
+        self.min_operands, self.max_operands = min_operands, max_operands
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self._cache: dict[str, list[Problem]] = {}
+
+    # --- generation -------------------------------------------------------------------------
+    def _draw(self, rng: random.Random) -> tuple[list[int], list[str]]:
+        n = rng.randint(self.min_operands, self.max_operands)
+        hi = 10**self.digits - 1
+        nums = [rng.randint(0, hi) for _ in range(n)]
+        ops = [rng.choice(self.ops) for _ in range(n - 1)]
+        return nums, ops
+
+    @staticmethod
+    def _question(nums: list[int], ops: list[str]) -> str:
+        expr = str(nums[0])
+        for i, (op, x) in enumerate(zip(ops, nums[1:])):
+            # Left-to-right evaluation: bracket the running expression before a '*' that follows +/-.
+            if op == "*" and any(o in "+-" for o in ops[:i]):
+                expr = f"({expr})"
+            expr = f"{expr}{op}{x}"
+        return f"{expr}=?"
+
+    @staticmethod
+    def _solve(nums: list[int], ops: list[str]) -> tuple[list[str], int]:
+        steps, acc = [], nums[0]
+        for op, x in zip(ops, nums[1:]):
+            res = _OPS[op](acc, x)
+            steps.append(f"{acc}{op}{x}={res}")
+            acc = res
+        return steps, acc
+
+    def problems(self, split: Split) -> list[Problem]:
+        if split not in self.sizes:
+            raise ValueError(f"arith: unknown split {split!r}; valid: train, val, test")
+        if split not in self._cache:
+            self._cache[split] = require_nonempty(self._generate(split), f"arith/{split}")
+        return self._cache[split]
+
+    def _generate(self, split: Split) -> list[Problem]:
+        rng = random.Random(f"arith-{self.seed}-{split}")
+        want, seen, out = self.sizes[split], set(), []
+        attempts = 0
+        while len(out) < want and attempts < 50 * want + 1000:
+            attempts += 1
+            nums, ops = self._draw(rng)
+            q = self._question(nums, ops)
+            if q in seen or _bucket(q) not in _SPLIT_BUCKETS[split]:
+                continue
+            seen.add(q)
+            steps, ans = self._solve(nums, ops)
+            out.append(
+                Problem(
+                    uid=f"arith/{split}/{len(out)}",
+                    question=q,
+                    answer=str(ans),
+                    solution=render_completion(steps, str(ans)),
+                    meta={"nums": nums, "ops": ops},
+                )
+            )
+        return out
+
+    # --- checking ---------------------------------------------------------------------------
+    def score(self, problems: list[Problem], completions: list[str]) -> list[Score]:
+        out = []
+        for p, c in zip(problems, completions):
+            ans = parse_completion(c).answer
+            if ans is None:
+                out.append(Score(False, None, "no answer block"))
+                continue
+            out.append(Score(ans.strip() == p.answer, ans, ""))
+        return out
+
+    def verify_steps(self, problem: Problem, steps: list[str]) -> list[int]:
+        """Step t must be `running op_t x_t = result`, matching the problem and the arithmetic.
+
+        >>> t = ArithTask(); p = t.problems("test")[0]
+        >>> t.verify_steps(p, parse_completion(p.solution).steps) == [1] * len(p.meta["ops"])
+        True
+        """
+        nums, ops = problem.meta["nums"], problem.meta["ops"]
+        scores, acc = [], nums[0]
+        for t, step in enumerate(steps):
+            m = _STEP.match(step)
+            if m is None:
+                scores.append(0)  # not an equation: nothing to check
+                continue
+            a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+            ok = t < len(ops) and a == acc and op == ops[t] and b == nums[t + 1] and c == _OPS[op](a, b)
+            scores.append(1 if ok else -1)
+            if t < len(ops):
+                acc = _OPS[ops[t]](acc, nums[t + 1])
+        return scores

@@ -1,0 +1,192 @@
+"""Build a run from its composed Hydra config, train it, and write its results.
+
+`run(cfg)` is what `gfpo-bench` calls: compose -> instantiate the boxes -> trainer.fit -> save the
+final model, summary.json, and return the metric a sweeper optimises.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from gfpo_bench.callbacks.evaluation import EvalCallback
+from gfpo_bench.errors import ConfigError
+from gfpo_bench.loggers import build_loggers
+from gfpo_bench.loss import PairwiseLoss
+from gfpo_bench.models.factory import build_model, max_context
+from gfpo_bench.models.sft import SFTConfig, supervised_finetune
+from gfpo_bench.module import PairwiseRLModule
+from gfpo_bench.rewards.reward import Reward
+from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig
+from gfpo_bench.schedule import build_schedule
+from gfpo_bench.warmstart import load_init_weights, resume_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def run_dir_of() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+
+
+def build_sampler(cfg: DictConfig, tok, formatter, model):
+    s = OmegaConf.to_container(cfg.sampler, resolve=True)
+    name = s.pop("name")
+    gen = GenerationConfig(**{k: s.pop(k) for k in list(s) if k in GenerationConfig.__dataclass_fields__})
+    return SAMPLERS.get(name)(tok, formatter, gen, max_context(model), **s)
+
+
+def train_loader(task, cfg: DictConfig) -> DataLoader:
+    problems = task.problems("train")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(problems, batch_size=cfg.prompts_per_step, shuffle=True, generator=gen, collate_fn=list)
+
+
+def summarise_pairs(history: list[dict]) -> dict[str, float]:
+    keys = {"train/pairs": "pairs_per_step", "train/pairable_group_rate": "pairable_group_rate",
+            "train/reward_gap": "reward_gap", "train/prefix_frac": "prefix_frac",
+            "train/diverge_is_first_wrong": "diverge_is_first_wrong"}
+    out = {}
+    for k, name in keys.items():
+        vals = [h[k] for h in history if k in h and not math.isnan(h[k])]
+        if vals:
+            out[name] = sum(vals) / len(vals)
+    return out
+
+
+def write_summary(run_dir: Path, cfg: DictConfig, **fields) -> Path:
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    summary = {
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "task": fields.pop("task_name", None),
+        "stage": cfg.stage,
+        "overrides": overrides,
+        "budget": {"max_steps": cfg.trainer.get("max_steps"), "max_tokens": cfg.budget.max_tokens},
+        **fields,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str))
+    return path
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train (or SFT) one run; returns the summary dict (also written to summary.json)."""
+    t0 = time.time()
+    run_dir = run_dir_of()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    torch.set_float32_matmul_precision("high")
+
+    task = hydra.utils.instantiate(cfg.task)
+    task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
+    model, tok, formatter = build_model(cfg.model, task, task_key)
+    if cfg.init_from:
+        load_init_weights(model, cfg.init_from)
+    if cfg.stage == "sft":
+        return run_sft(cfg, task, model, tok, formatter, run_dir, t0)
+    if cfg.stage != "rl":
+        raise ConfigError(f"stage must be 'rl' or 'sft', got {cfg.stage!r}")
+
+    sampler = build_sampler(cfg, tok, formatter, model)
+    for p in task.problems("val")[:1] + task.problems("train")[:1]:
+        sampler.encode_prompts(task, [p])  # fail now, with one line, if prompts do not fit the context
+    reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final,
+                    cfg.reward.noise, seed=cfg.seed)
+    schedule = build_schedule(cfg)
+    module = PairwiseRLModule(
+        model, tok, task, sampler, reward, schedule,
+        PairwiseLoss(cfg.loss.beta, cfg.loss.form),
+        hydra.utils.instantiate(cfg.optim),
+        use_reference=cfg.loss.use_reference,
+        max_tokens=cfg.budget.max_tokens,
+        seed=cfg.seed,
+    )
+    module.train_pool = task.problems("train")
+
+    is_multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    group = Path(HydraConfig.get().sweep.dir).name if is_multirun else None
+    name = f"{cfg.method}-{run_dir.name}"
+    ev = cfg.callbacks.eval
+    eval_cb = EvalCallback(split=ev.split, every_n_steps=ev.every_n_steps, max_problems=ev.max_problems,
+                           at_start=ev.at_start)
+    ckpt_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
+                              every_n_train_steps=cfg.callbacks.checkpoint.every_n_train_steps)
+    trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        logger=build_loggers(cfg, run_dir, name, group),
+        callbacks=[eval_cb, ckpt_cb, TQDMProgressBar(refresh_rate=1), PairStatsRecorder()],
+        default_root_dir=str(run_dir),
+    )
+    ckpt = resume_checkpoint(run_dir, cfg.resume)
+    trainer.fit(module, train_dataloaders=train_loader(task, cfg), ckpt_path=ckpt)
+
+    final_dir = run_dir / "final_model"
+    module.model.save_pretrained(final_dir)
+    tok.save_pretrained(final_dir)
+    metrics = dict(getattr(module, "final_metrics", {}))
+    summary_path = write_summary(
+        run_dir, cfg,
+        task_name=task.name,
+        status="completed",
+        error=None,
+        metrics=metrics,
+        pair_stats=summarise_pairs(module.pair_history),
+        tokens_generated=module.tokens_generated,
+        wall_time_s=time.time() - t0,
+        steps=trainer.global_step,
+        skipped_batches=module.skipped_batches,
+        nonfinite_steps=module.nonfinite_steps,
+        eval_history=eval_cb.history,
+        final_model=str(final_dir),
+        checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),
+    )
+    print_outcome(run_dir, final_dir, summary_path, metrics)
+    return json.loads(summary_path.read_text())
+
+
+def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
+    """stage=sft: supervised training on reference solutions; its final_model/ can be `init_from`."""
+    from gfpo_bench.eval.evaluate import evaluate_policy
+    from gfpo_bench.policies.model import ModelPolicy
+
+    sft = SFTConfig(**cfg.model.get("sft", {})) if cfg.model.get("sft") else SFTConfig()
+    if cfg.trainer.get("max_steps"):
+        sft.steps = int(cfg.trainer.max_steps)
+    losses = supervised_finetune(model, tok, task, sft, seed=cfg.seed, formatter=formatter)
+    policy = ModelPolicy(model, tok, task, formatter, cfg.sampler.max_new_tokens)
+    metrics = evaluate_policy(policy, task, task.problems("val")[: cfg.callbacks.eval.max_problems]).metrics
+    metrics["train/sft_loss"] = losses[-1] if losses else float("nan")
+    final_dir = run_dir / "final_model"
+    model.save_pretrained(final_dir)
+    tok.save_pretrained(final_dir)
+    path = write_summary(run_dir, cfg, task_name=task.name, status="completed", error=None, metrics=metrics,
+                         pair_stats={}, tokens_generated=0, wall_time_s=time.time() - t0, steps=sft.steps,
+                         final_model=str(final_dir))
+    print_outcome(run_dir, final_dir, path, metrics)
+    return json.loads(path.read_text())
+
+
+class PairStatsRecorder(L.Callback):
+    """Keeps each step's pair analytics on the module (for the pair stats in summary.json)."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        m = trainer.callback_metrics
+        module.pair_history.append({k: float(v) for k, v in m.items() if k.startswith("train/")})
+
+
+def print_outcome(run_dir: Path, final_dir: Path, summary: Path, metrics: dict) -> None:
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("val/"))
+    print(f"\nrun dir:      {run_dir}\nfinal model:  {final_dir}\nsummary:      {summary}")
+    print(f"metrics csv:  {run_dir / 'csv' / 'metrics.csv'}\nfinal:        {shown}")
