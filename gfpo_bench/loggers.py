@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import sys
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
@@ -53,3 +54,22 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
     if cfg.logger.get("csv", True):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     return loggers
+
+
+def publish_summary(loggers: list[Logger], summary: dict) -> None:
+    """Copy summary.json's results into the W&B run summary (final metrics, pair statistics, cost,
+    budget), so `gfpo-bench-compare --wandb-project` reads the same numbers as from the run dirs."""
+    keys = "method seed task stage status budget tokens_generated wall_time_s steps overrides".split()
+    flat = {k: summary[k] for k in keys if k in summary}
+    flat.update(summary.get("metrics") or {})
+    flat.update({f"pair_stats/{k}": v for k, v in (summary.get("pair_stats") or {}).items()})
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.summary.update(flat)
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    """Close this process's open W&B run, if any (exit_code != 0 marks it failed)."""
+    wandb = sys.modules.get("wandb")  # never import wandb just to find there is nothing to close
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)

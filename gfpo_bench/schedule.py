@@ -2,7 +2,7 @@
 
 `schedule=null` is one stage. `schedule=srpo_to_gfpo` / `dapo_to_gfpo` switch strategy at a step, or
 at a fraction of the token budget (`at_tokens_frac`), inside one run. The stage index is logged as
-`train/pairing_stage` and the switch as an event in the log.
+`train/pairing_stage`, the switch as an event in the log and in summary.json (`schedule_switches`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gfpo_bench.errors import ConfigError
 from gfpo_bench.pairing.base import PairingStrategy
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class PairingSchedule:
             raise ValueError("a pairing schedule needs at least one stage")
         self.stages = stages
         self.current = 0
+        self.switches: list[dict] = []  # one event per switch: step, tokens, from, to
 
     @classmethod
     def single(cls, strategy: PairingStrategy, name: str) -> PairingSchedule:
@@ -46,6 +48,8 @@ class PairingSchedule:
             if (st.start_tokens_frac is None and step >= st.start_step) or by_tokens:
                 log.info("pairing schedule: switching %s -> %s at step %d (%d tokens)",
                          self.stages[self.current].name, st.name, step, tokens)
+                self.switches.append({"step": step, "tokens": tokens, "from": self.stages[self.current].name,
+                                      "to": st.name, "stage": i})
                 self.current = i
         return self.current, self.stages[self.current].strategy
 
@@ -68,5 +72,8 @@ def build_schedule(cfg) -> PairingSchedule:
     for key in sched.stage_order:
         st = sched[key]
         s, name = strategy(st.pairing)
-        stages.append(Stage(s, name, st.get("start_step", 0), st.get("start_tokens_frac")))
+        frac = st.get("start_tokens_frac")
+        if frac is not None and (cfg.budget.max_tokens is None or not 0 < frac <= 1):
+            raise ConfigError(f"schedule.{key}.start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]")
+        stages.append(Stage(s, name, st.get("start_step", 0), frac))
     return PairingSchedule(stages)

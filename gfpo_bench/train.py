@@ -20,9 +20,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from gfpo_bench.callbacks.evaluation import EvalCallback
+from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
+from gfpo_bench.callbacks.pair_table import PairTableCallback
 from gfpo_bench.errors import ConfigError
-from gfpo_bench.loggers import build_loggers
+from gfpo_bench.loggers import build_loggers, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
@@ -64,6 +65,16 @@ def summarise_pairs(history: list[dict]) -> dict[str, float]:
     return out
 
 
+def budget_used(cfg: DictConfig, fields: dict) -> dict:
+    """The limits, what the run spent, and which limit ended it (the equal-compute check)."""
+    b = {"max_steps": cfg.trainer.get("max_steps"), "max_tokens": cfg.budget.max_tokens,
+         "tokens_used": fields.get("tokens_generated"), "steps_used": fields.get("steps"), "stopped_by": None}
+    if fields.get("status") == "completed":
+        spent = b["max_tokens"] is not None and (b["tokens_used"] or 0) >= b["max_tokens"]
+        b["stopped_by"] = "max_tokens" if spent else "max_steps"
+    return b
+
+
 def write_summary(run_dir: Path, cfg: DictConfig, **fields) -> Path:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     summary = {
@@ -72,7 +83,7 @@ def write_summary(run_dir: Path, cfg: DictConfig, **fields) -> Path:
         "task": fields.pop("task_name", None),
         "stage": cfg.stage,
         "overrides": overrides,
-        "budget": {"max_steps": cfg.trainer.get("max_steps"), "max_tokens": cfg.budget.max_tokens},
+        "budget": budget_used(cfg, fields),
         **fields,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
@@ -102,6 +113,10 @@ def run(cfg: DictConfig) -> dict:
     sampler = build_sampler(cfg, tok, formatter, model)
     for p in task.problems("val")[:1] + task.problems("train")[:1]:
         sampler.encode_prompts(task, [p])  # fail now, with one line, if prompts do not fit the context
+    need = max(len(tok(p.solution, add_special_tokens=False)["input_ids"]) + 1 for p in task.problems("train")[:200])
+    if need > sampler.gen.max_new_tokens:  # e.g. task=code needs ~112: cut-off completions never pass
+        log.warning("%s reference solutions take up to %d tokens but sampler.max_new_tokens=%d: completions "
+                    "will be cut off (raise sampler.max_new_tokens)", task.name, need, sampler.gen.max_new_tokens)
     reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final,
                     cfg.reward.noise, seed=cfg.seed)
     schedule = build_schedule(cfg)
@@ -115,18 +130,20 @@ def run(cfg: DictConfig) -> dict:
     )
     module.train_pool = task.problems("train")
 
-    is_multirun = HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+    is_multirun = HydraConfig.initialized() and getattr(HydraConfig.get().mode, "name", "") == "MULTIRUN"
     group = Path(HydraConfig.get().sweep.dir).name if is_multirun else None
     name = f"{cfg.method}-{run_dir.name}"
     ev = cfg.callbacks.eval
     eval_cb = EvalCallback(split=ev.split, every_n_steps=ev.every_n_steps, max_problems=ev.max_problems,
-                           at_start=ev.at_start)
+                           at_start=ev.at_start, max_new_tokens=ev.get("max_new_tokens"),
+                           extra_tasks=load_tasks(ev.get("extra_tasks") or []))
     ckpt_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
                               every_n_train_steps=cfg.callbacks.checkpoint.every_n_train_steps)
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=build_loggers(cfg, run_dir, name, group),
-        callbacks=[eval_cb, ckpt_cb, TQDMProgressBar(refresh_rate=1), PairStatsRecorder()],
+        callbacks=[eval_cb, ckpt_cb, TQDMProgressBar(refresh_rate=1), PairStatsRecorder(),
+                   PairTableCallback(**cfg.callbacks.pair_table)],
         default_root_dir=str(run_dir),
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
@@ -149,11 +166,14 @@ def run(cfg: DictConfig) -> dict:
         skipped_batches=module.skipped_batches,
         nonfinite_steps=module.nonfinite_steps,
         eval_history=eval_cb.history,
+        schedule_switches=schedule.switches,
         final_model=str(final_dir),
         checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),
     )
     print_outcome(run_dir, final_dir, summary_path, metrics)
-    return json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text())
+    publish_summary(trainer.loggers, summary)
+    return summary
 
 
 def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:

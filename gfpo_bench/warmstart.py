@@ -54,6 +54,15 @@ def load_init_weights(model: torch.nn.Module, init_from: str) -> Path:
     return src
 
 
+def completed_summary(run_dir: Path) -> dict | None:
+    """The run dir's summary.json if it records a completed run, else None."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
+
+
 def resume_checkpoint(run_dir: Path, mode: str) -> str | None:
     """The checkpoint to resume from, or None to start fresh."""
     if mode not in ("auto", "never"):
@@ -61,8 +70,7 @@ def resume_checkpoint(run_dir: Path, mode: str) -> str | None:
     last = run_dir / "checkpoints" / "last.ckpt"
     if mode == "never" or not last.exists():
         return None
-    summary = run_dir / "summary.json"
-    if summary.exists() and json.loads(summary.read_text()).get("status") == "completed":
+    if completed_summary(run_dir) is not None:
         raise ConfigError(
             f"{run_dir} already holds a completed run; change an override (e.g. seed) for a new run, "
             "or pass resume=never to train it again from scratch"

@@ -111,9 +111,10 @@ def test_mbpp_splits_follow_task_id_ranges(
         assert "\r" not in p.answer
 
 
-def test_limit_takes_the_first_problems() -> None:
-    task = GSM8KTask(path=str(_data("gsm8k")), limit=5)
-    assert len(task.problems("test")) == 5
+def test_limit_and_file_paths() -> None:
+    task = GSM8KTask(path=str(_data("gsm8k", "test.jsonl")), limit=5)  # train.jsonl read beside it
+    assert [len(task.problems(s)) for s in ("train", "val", "test")] == [5, 5, 5]
+    assert task.problems("test")[0].uid == "gsm8k/test/0" and task.problems("train")[0].uid == "gsm8k/train/0"
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -145,9 +146,9 @@ def test_records_missing_keys_are_skipped_with_a_warning(
         {"question": "no answer key"},
         {"question": "2+2?", "answer": "2+2 = 4\n#### 4"},
     ]
-    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.WARNING):
-        problems = GSM8KTask(path=str(tmp_path)).problems("test")
+        problems = GSM8KTask(path=str(tmp_path / "mine.jsonl")).problems("test")
     assert [p.answer for p in problems] == ["2", "4"]
     assert "skipped 1 record" in caplog.text
 

@@ -39,6 +39,7 @@ SAME = [
     ("7, 5, 3", "3, 5, 7"),
     ("(C)", "\\text{(C)}"),
     ("52_{8}", "52_8"),
+    ("\\boxed{52_{8}}", "52_8"),
     ("18.", "18"),
 ]
 
@@ -74,12 +75,20 @@ def test_different_answers_do_not_match(pred: str | None, ref: str) -> None:
 def test_checker_works_off_the_main_thread() -> None:
     # math-verify's signal-based timeout raises ValueError off the main thread unless disabled
     results: list[bool] = []
-    errors_before = CHECK_STATS["errors"]
-    worker = threading.Thread(target=lambda: results.extend([answers_match("0.5", "\\frac{1}{2}")]))
+    errors_before, unsafe_before = CHECK_STATS["errors"], CHECK_STATS["unsafe"]
+
+    def work() -> None:
+        results.append(answers_match("0.5", "\\frac{1}{2}"))
+        results.append(answers_match("\\boxed{-\\frac{1}{2}}", "-0.5"))
+        # no timeout can stop sympy off the main thread: a power tower is refused, not evaluated
+        results.append(answers_match("9^{9^{9^{9}}}", "1"))
+
+    worker = threading.Thread(target=work)
     worker.start()
-    worker.join()
-    assert results == [True]
+    worker.join(timeout=60)
+    assert results == [True, True, False]
     assert CHECK_STATS["errors"] == errors_before
+    assert CHECK_STATS["unsafe"] == unsafe_before + 1
 
 
 def test_checker_swallows_and_counts_exceptions(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,22 +2,105 @@
 
 Logs through every attached logger (W&B and CSV), keeps the latest metrics on the module for
 `summary.json`, and puts a table of sample completions into W&B under a step-unique key
-(`samples/<task>/step_<N>`), so tables are never overwritten.
+(`samples/<task>/step_<N>`), so tables are never overwritten. Table rows carry the reward
+components of the run's reward (R_final, R_process, R_format, R; reward noise not applied).
+
+`extra_tasks` are evaluated beside the training task (e.g. `code` on an `arith` run), each under
+its own names (`val/<task>/...`); `val/math/accuracy` and `val/code/pass@1` pool all evaluated
+tasks of that kind, weighted by problems.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
+import hydra
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.eval.evaluate import evaluate_policy
+from gfpo_bench.errors import ConfigError
+from gfpo_bench.eval.evaluate import EvalResult, evaluate_policy
 from gfpo_bench.policies.model import ModelPolicy
+from gfpo_bench.sampling.base import rollouts_from_texts
 from gfpo_bench.tasks.base import Task
+from gfpo_bench.tasks.format import parse_completion
 
 log = logging.getLogger(__name__)
+
+TASK_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "task"
+POOLED = ("math", "code")  # val/<kind>/<metric> keys pooled over tasks
+COLUMNS = [
+    "prompt",
+    "completion",
+    "extracted",
+    "correct",
+    "detail",
+    "format_ok",
+    "step_scores",
+    "r_final",
+    "r_process",
+    "r_format",
+    "r_total",
+]
+
+
+def load_tasks(specs: list) -> list[Task]:
+    """Tasks from `callbacks.eval.extra_tasks`: names of conf/task/*.yaml, or task configs (`_target_`)."""
+    tasks = []
+    for spec in specs:
+        if isinstance(spec, str):
+            file = TASK_CONFIGS / f"{spec}.yaml"
+            if not file.is_file():
+                valid = ", ".join(sorted(f.stem for f in TASK_CONFIGS.glob("*.yaml")))
+                raise ConfigError(f"callbacks.eval.extra_tasks: unknown task {spec!r}; valid: {valid}")
+            spec = OmegaConf.load(file)
+        elif not isinstance(spec, (dict, DictConfig)) or "_target_" not in spec:
+            raise ConfigError(
+                f"callbacks.eval.extra_tasks: {spec!r} is neither a task name nor a task config"
+            )
+        tasks.append(hydra.utils.instantiate(spec))
+    return tasks
+
+
+def pool_metrics(results: list[EvalResult]) -> dict[str, float]:
+    """All tasks' metrics; `<split>/math/...` and `<split>/code/...` averaged over tasks by problems.
+
+    >>> a = EvalResult({"val/math/accuracy": 1.0, "val/a/accuracy": 1.0}, [{"uid": "a1"}])
+    >>> b = EvalResult({"val/math/accuracy": 0.0, "val/b/accuracy": 0.0}, [{"uid": "b1"}, {"uid": "b2"}])
+    >>> round(pool_metrics([a, b])["val/math/accuracy"], 4), pool_metrics([a, b])["val/b/accuracy"]
+    (0.3333, 0.0)
+    """
+    metrics: dict[str, float] = {}
+    sums: dict[str, tuple[float, int]] = {}
+    for res in results:
+        n_problems = len({r["uid"] for r in res.records})
+        for key, value in res.metrics.items():
+            if key.split("/")[1] in POOLED:
+                s, n = sums.get(key, (0.0, 0))
+                sums[key] = (s + value * n_problems, n + n_problems)
+            else:
+                metrics[key] = value
+    metrics.update({k: s / max(1, n) for k, (s, n) in sums.items()})
+    return metrics
+
+
+def reward_components(module, task: Task, problems: list, records: list[dict]) -> list[list[float]]:
+    """[R_final, R_process, R_format, R] of each record, as the run's `Reward` combines them."""
+    reward = module.reward
+    rollouts = rollouts_from_texts(
+        module.tok, module.sampler.formatter, task, problems, [[r["completion"]] for r in records]
+    )
+    parsed = [parse_completion(r["completion"]) for r in records]
+    process = reward.process_fn(rollouts, parsed, [r["step_scores"] for r in records]).tolist()
+    rows = []
+    for r, pc, proc in zip(records, parsed, process):
+        final, fmt = (1.0 if r["correct"] else reward.wrong_final), float(pc.format_ok)
+        total = reward.w.final * final + reward.w.process * proc + reward.w.format * fmt  # as Reward.__call__
+        rows.append([final, proc, fmt, total])
+    return rows
 
 
 class EvalCallback(L.Callback):
@@ -31,15 +114,35 @@ class EvalCallback(L.Callback):
         max_new_tokens: int | None = None,  # default: the sampler's
         table_rows: int = 8,
         at_start: bool = True,
+        extra_tasks: list[Task] | None = None,  # evaluated too, beside `task` (see module docstring)
     ) -> None:
         self.task, self.split, self.every = task, split, every_n_steps
+        self.extra_tasks = list(extra_tasks or [])
         self.max_problems, self.batch_size, self.max_new_tokens = max_problems, batch_size, max_new_tokens
         self.table_rows, self.at_start = table_rows, at_start
         self.last_step = -1
         self.history: list[dict] = []
 
     def evaluate(self, trainer: L.Trainer, module) -> dict[str, float]:
-        task = self.task or module.task
+        t0, step = time.time(), trainer.global_step
+        results = [
+            self.evaluate_task(trainer, module, task)
+            for task in [self.task or module.task, *self.extra_tasks]
+        ]
+        metrics = pool_metrics(results)
+        metrics["val/tokens_generated"] = float(module.tokens_generated)
+        for lg in trainer.loggers:
+            lg.log_metrics(metrics, step=step)
+        module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
+        self.history.append({"step": step, **metrics})
+        self.last_step = step
+        shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "pass@1"))}
+        n = sum(len(r.records) for r in results)
+        log.info("eval @ step %d (%s, %d problems, %.1fs): %s", step, self.split, n, time.time() - t0, shown)
+        return metrics
+
+    def evaluate_task(self, trainer: L.Trainer, module, task: Task) -> EvalResult:
+        """Greedy completions on `task`'s split, scored; a W&B table of the first rows."""
         problems = task.problems(self.split)[: self.max_problems]
         policy = ModelPolicy(
             module.model,
@@ -49,29 +152,29 @@ class EvalCallback(L.Callback):
             self.max_new_tokens or module.sampler.gen.max_new_tokens,
             self.batch_size,
         )
-        t0 = time.time()
         result = evaluate_policy(policy, task, problems, prefix="val")
-        metrics = dict(result.metrics)
-        metrics["val/tokens_generated"] = float(module.tokens_generated)
-        step = trainer.global_step
-        for lg in trainer.loggers:
-            lg.log_metrics(metrics, step=step)
-            if isinstance(lg, WandbLogger) and self.table_rows:
-                rows = [
-                    [r["prompt"], r["completion"], r["extracted"], r["correct"], r["format_ok"], str(r["step_scores"])]
-                    for r in result.records[: self.table_rows]
+        wandb = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if wandb and self.table_rows:
+            shown = result.records[: self.table_rows]
+            components = reward_components(module, task, problems[: len(shown)], shown)
+            rows = [
+                [
+                    r["prompt"],
+                    r["completion"],
+                    r["extracted"],
+                    r["correct"],
+                    r["detail"],
+                    r["format_ok"],
+                    str(r["step_scores"]),
+                    *c,
                 ]
+                for r, c in zip(shown, components)
+            ]
+            for lg in wandb:
                 lg.log_table(
-                    key=f"samples/{task.name}/step_{step}",
-                    columns=["prompt", "completion", "extracted", "correct", "format_ok", "step_scores"],
-                    data=rows,
+                    key=f"samples/{task.name}/step_{trainer.global_step}", columns=COLUMNS, data=rows
                 )
-        module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
-        self.history.append({"step": step, **metrics})
-        self.last_step = step
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "pass@1"))}
-        log.info("eval @ step %d (%s, %d problems, %.1fs): %s", step, self.split, len(problems), time.time() - t0, shown)
-        return metrics
+        return result
 
     def on_train_start(self, trainer, module) -> None:
         if self.at_start and trainer.global_step == 0:

@@ -137,9 +137,15 @@ def completed_runs(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == COMPLETED]
 
 
+# Logged under val/ by the eval callback as the x position of each evaluation, not a result.
+NOT_METRICS = {"val/tokens_generated"}
+
+
 def validation_metrics(df: pd.DataFrame) -> list[str]:
     """Metric columns named `val/...` that at least one run reports, sorted."""
-    return sorted(c for c in df.columns if c.startswith("val/") and df[c].notna().any())
+    return sorted(
+        c for c in df.columns if c.startswith("val/") and c not in NOT_METRICS and df[c].notna().any()
+    )
 
 
 def find_metrics_csv(run_dir: str | Path) -> Path | None:

@@ -7,11 +7,11 @@ offline by pointing the CLI at the cache dir.
 
 Field mapping (W&B has no summary.json; training code logs its fields to `run.summary`):
 method  <- summary/config "method", else config "pairing" (a name, or a dict with "name"),
-           else the run's group; seed, task <- config; status <- "completed" iff state is
-           "finished"; metrics <- numeric summary keys containing "/"; tokens_generated <-
-           summary "tokens_generated" or "train/tokens_generated"; wall_time_s <- summary
-           "wall_time_s" or "_runtime"; pair_stats <- summary "pair_stats" (dict) or
-           "pair_stats/<name>" keys.
+           else the run's group; seed <- config; task, overrides <- summary, else config;
+           status <- "completed" iff state is "finished"; metrics <- numeric summary keys
+           containing "/"; tokens_generated <- summary "tokens_generated" or
+           "train/tokens_generated"; wall_time_s <- summary "wall_time_s" or "_runtime";
+           pair_stats <- summary "pair_stats" (dict) or "pair_stats/<name>" keys.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def wandb_run_to_summary(run: Any) -> dict[str, Any]:
     return {
         "method": method,
         "seed": config.get("seed"),
-        "task": _name(config.get("task")),
+        "task": _name(summary.get("task")) or _name(config.get("task")),
         "status": COMPLETED if state == "finished" else state,
         "error": None if state == "finished" else f"W&B run state: {state}",
         "metrics": metrics,
@@ -85,7 +85,7 @@ def wandb_run_to_summary(run: Any) -> dict[str, Any]:
         "tokens_generated": _scalar(summary.get("tokens_generated", summary.get("train/tokens_generated"))),
         "wall_time_s": _scalar(summary.get("wall_time_s", summary.get("_runtime"))),
         "steps": _scalar(summary.get("steps", summary.get("_step"))),
-        "overrides": config.get("overrides") or [],
+        "overrides": summary.get("overrides") or config.get("overrides") or [],
         "config": config,
         "wandb": {"id": run.id, "name": getattr(run, "name", None), "url": getattr(run, "url", None)},
     }

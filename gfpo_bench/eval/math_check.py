@@ -13,7 +13,9 @@ Where it departs from calling math-verify directly:
   number (`18 dollars`, `7 apples`) are removed first; math-verify reads `18 dollars` as the product
   `18*d*o*l*l*a*r*s`.
 - math-verify's timeouts use `signal.alarm`, which only works on the main thread. Off the main
-  thread we pass `parsing_timeout=None, timeout_seconds=None` (no timeout) instead of crashing.
+  thread we pass `parsing_timeout=None, timeout_seconds=None` (no timeout) instead of crashing; as
+  there is then nothing to stop sympy, answers that could run away (a power tower `9^{9^{9}}`, or
+  over `MAX_ANSWER_CHARS`) are rejected unparsed there (False, counted as "unsafe").
 - No exception ever escapes: a failure to parse or compare returns False and is counted in
   `CHECK_STATS` (keys "errors", "calls").
 - A number in an explicit base (`52_8`, `4210_{5}`) must be given in the same base with the same
@@ -41,7 +43,8 @@ from gfpo_bench.tasks.format import parse_completion
 log = logging.getLogger(__name__)
 
 PARSE_TIMEOUT_S = 5  # per parse / per comparison, main thread only
-CHECK_STATS: Counter[str] = Counter()  # "calls", "errors": how often the checker failed internally
+MAX_ANSWER_CHARS = 1000  # off the main thread (no timeout), longer answers are not parsed
+CHECK_STATS: Counter[str] = Counter()  # "calls"; "errors": parse/compare raised; "unsafe": see above
 _stats_lock = threading.Lock()
 
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?|[-+]?\.\d+%?"
@@ -63,13 +66,17 @@ def normalize_answer(text: str) -> str:
     '-3'
     >>> normalize_answer(" \\\\$18 dollars. ")
     '18'
-    >>> normalize_answer("\\\\frac{1}{2}")
+    >>> normalize_answer("\\\\boxed{\\\\frac{1}{2}}")
     '\\\\frac{1}{2}'
     """
     s = text.strip().replace("\u2212", "-")
     s = s.replace("\\$", "").replace("$", "").strip()
     if s.endswith(".") and not s.endswith(".."):
         s = s[:-1].rstrip()
+    if s.startswith(("\\boxed", "\\fbox")):  # "\\boxed{52_8}" -> "52_8" for the checks below
+        brace = s.find("{")
+        if brace >= 0 and _closing_brace(s, brace) == len(s) - 1:
+            s = s[brace + 1 : -1].strip()
     m = _NUMBER_THEN_WORDS.match(s)
     if m and not _NOT_UNITS.intersection(m.group(2).lower().split()):
         return m.group(1)
@@ -90,10 +97,12 @@ def _base_value(s: str) -> int | None:
         return None
 
 
-def _timeouts() -> dict[str, int | None]:
-    on_main = threading.current_thread() is threading.main_thread()
-    limit = PARSE_TIMEOUT_S if on_main else None
-    return {"parsing_timeout": limit, "timeout_seconds": limit}
+_POWER_TOWER = re.compile(r"\^\s*\{[^}]*\^|\^\s*\d+\s*\^|\*\*[^*]*\*\*")
+
+
+def _runaway(s: str) -> bool:
+    """Could sympy spend unbounded time on this? (Only matters when no timeout can stop it.)"""
+    return len(s) > MAX_ANSWER_CHARS or bool(_POWER_TOWER.search(s))
 
 
 def answers_match(pred: str | None, ref: str) -> bool:
@@ -114,13 +123,16 @@ def answers_match(pred: str | None, ref: str) -> bool:
     if base_ref is not None:  # math-verify drops the subscript: 52_8 would equal 52_10
         m_pred, m_ref = _BASE_NUMBER.match(p.replace(" ", "")), _BASE_NUMBER.match(r.replace(" ", ""))
         return bool(m_pred and m_pred.group(2) == m_ref.group(2) and _base_value(p) == base_ref)
-    t = _timeouts()
+    limit = PARSE_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+    if limit is None and (_runaway(p) or _runaway(r)):
+        _bump("unsafe")
+        return False
     try:
-        gold = parse(f"${r}$", parsing_timeout=t["parsing_timeout"])
-        target = parse(f"${p}$", parsing_timeout=t["parsing_timeout"])
+        gold = parse(f"${r}$", parsing_timeout=limit)
+        target = parse(f"${p}$", parsing_timeout=limit)
         if not gold or not target:
             return False
-        return bool(verify(gold, target, timeout_seconds=t["timeout_seconds"]))
+        return bool(verify(gold, target, timeout_seconds=limit))
     except (Exception, TimeoutException):  # TimeoutException is a BaseException
         _bump("errors")
         log.debug("answer check failed: pred=%r ref=%r", pred[:200], ref[:200], exc_info=True)
@@ -134,11 +146,13 @@ def last_boxed(text: str) -> str | None:
     '\\\\frac{1}{2}'
     """
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
+    brace = text.find("{", start) if start >= 0 else -1
+    end = _closing_brace(text, brace) if brace >= 0 else None
+    return None if end is None else text[brace + 1 : end].strip()
+
+
+def _closing_brace(text: str, brace: int) -> int | None:
+    """Index of the `}` matching the `{` at `brace`; None if unbalanced."""
     depth = 0
     for i in range(brace, len(text)):
         if text[i] == "{":
@@ -146,7 +160,7 @@ def last_boxed(text: str) -> str | None:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[brace + 1 : i].strip()
+                return i
     return None
 
 

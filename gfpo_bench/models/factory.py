@@ -3,12 +3,14 @@
 - `tiny`: the embedded default, SFT-warm-started and cached (see tiny.py); loaded back through
   transformers' from_pretrained like any hub model.
 - `hf`: any causal LM by hub name or local directory (`model.name_or_path`).
+- `reference`, `reference_corrupted`: not models; `gfpo-bench-eval` only (see eval/cli.py).
 """
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from gfpo_bench.errors import ConfigError
 from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.models.sft import SFTConfig
@@ -45,6 +47,13 @@ def build_hf(cfg: DictConfig, task: Task, task_key: str):
         model.gradient_checkpointing_enable()
     chat = cfg.get("chat_template", True) and getattr(tok, "chat_template", None) is not None
     return model, tok, PromptFormatter(chat_template=bool(chat))
+
+
+@MODEL_BUILDERS.register("reference")
+@MODEL_BUILDERS.register("reference_corrupted")
+def build_reference(cfg: DictConfig, task: Task, task_key: str):
+    # The reference policies (policies/reference.py) answer from the dataset: no weights to train.
+    raise ConfigError(f"model={cfg.kind} is for gfpo-bench-eval only")
 
 
 def build_model(cfg: DictConfig, task: Task, task_key: str = ""):

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -22,6 +30,22 @@ def _looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or Path(name).exists()
 
 
+_GENERIC_TOKENIZERS = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """AutoTokenizer, except that a locally saved generic `tokenizers` tokenizer is loaded as itself.
+
+    transformers 5 picks the tokenizer class from config.json's model_type when one exists (a qwen2
+    config -> Qwen2Tokenizer), which would re-tokenize our char-level vocabulary with Qwen's
+    pre-tokenizer and silently drop newlines before the format markers.
+    """
+    cfg = Path(path) / "tokenizer_config.json"
+    if cfg.exists() and json.loads(cfg.read_text()).get("tokenizer_class") in _GENERIC_TOKENIZERS:
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+
+
 def load_model_and_tokenizer(
     name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -31,7 +55,7 @@ def load_model_and_tokenizer(
         raise ModelLoadError(f"model path not found: {name_or_path}")
     path = str(Path(name_or_path).expanduser()) if _looks_local(name_or_path) else name_or_path
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tok = load_tokenizer(path, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
         )

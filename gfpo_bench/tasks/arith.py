@@ -123,22 +123,24 @@ class ArithTask(Task):
         return out
 
     def verify_steps(self, problem: Problem, steps: list[str]) -> list[int]:
-        """Step t must be `running op_t x_t = result`, matching the problem and the arithmetic.
+        """The t-th equation must be `running op_t x_t = result`: right operand, operator and arithmetic,
+        starting from the true running value (so one slip is pinned to its own step).
 
         >>> t = ArithTask(); p = t.problems("test")[0]
         >>> t.verify_steps(p, parse_completion(p.solution).steps) == [1] * len(p.meta["ops"])
         True
         """
         nums, ops = problem.meta["nums"], problem.meta["ops"]
-        scores, acc = [], nums[0]
-        for t, step in enumerate(steps):
+        scores, acc, t = [], nums[0], 0  # t: index of the operation the next equation should do
+        for step in steps:
             m = _STEP.match(step)
             if m is None:
-                scores.append(0)  # not an equation: nothing to check
+                scores.append(0)  # not an equation: nothing to check, and no operation consumed
                 continue
             a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
             ok = t < len(ops) and a == acc and op == ops[t] and b == nums[t + 1] and c == _OPS[op](a, b)
             scores.append(1 if ok else -1)
             if t < len(ops):
                 acc = _OPS[ops[t]](acc, nums[t + 1])
+            t += 1
         return scores

@@ -98,8 +98,8 @@ def gsm8k_problem(record: dict, uid: str) -> Problem | None:
 
 
 class GSM8KTask(_MathBenchTask):
-    """GSM8K grade-school word problems. `path`: a directory with train.jsonl/test.jsonl, or one of
-    those files (its sibling is used for the other split)."""
+    """GSM8K grade-school word problems. `path`: a directory with train.jsonl and test.jsonl, or a
+    file (see `_file`); None loads `hub_name`."""
 
     name = "gsm8k"
 
@@ -121,13 +121,20 @@ class GSM8KTask(_MathBenchTask):
             self._pools[source] = self._read(source)
         return self._pools[source]
 
+    def _file(self, source: str) -> Path:
+        """`{dir}/{source}.jsonl`; a file path serves the source its name starts with ("train...",
+        else test), and the other source is read from `{source}.jsonl` beside it."""
+        root = Path(str(self.path)).expanduser()
+        if root.is_dir():
+            return root / f"{source}.jsonl"
+        own = "train" if root.name.startswith("train") else "test"
+        return root if source == own else root.parent / f"{source}.jsonl"
+
     def _read(self, source: str) -> list[Problem]:
         if self.path is None:
             records = load_hub_records(self.hub_name, self.hub_config, [source], self.name)
         else:
-            root = Path(self.path).expanduser()
-            folder = root if root.is_dir() else root.parent
-            records = load_json_records(folder / f"{source}.jsonl", self.name)
+            records = load_json_records(self._file(source), self.name)
         records = keep_complete(records, ("question", "answer"), f"{self.name}/{source}")
         problems = [gsm8k_problem(r, f"gsm8k/{source}/{i}") for i, r in enumerate(records)]
         kept = [p for p in problems if p is not None]

@@ -1,0 +1,173 @@
+# python scripts/bench_pairs.py                      # defaults: 20k generated tokens x 3 seeds per sampler
+# python scripts/bench_pairs.py --budget 5000 --seeds 0   # a quick look
+# python scripts/bench_pairs.py --set sampler.roots=1 sampler.branches=2   # another branch shape
+"""Valid `gfpo` pairs per 1,000 generated tokens: independent vs branch sampling, same token budget.
+
+On the embedded default (tiny SFT-warm-started model, task=arith), each sampler draws batches of the
+same prompts until it has generated `--budget` tokens (`Rollouts.generated_tokens`: a branch
+sampler's shared prefixes count once). A valid pair is one `pairing=gfpo` may choose: same prompt,
+|r_i - r_j| > eps, shared completion prefix >= min_prefix_tokens and >= min_prefix_frac of the
+shorter completion (conf/pairing/gfpo.yaml). `all` counts every valid pair; `kept` applies the
+strategy's cap of max_pairs_per_group, i.e. what a training step would use. Medians over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+
+import hydra
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from gfpo_bench.analytics import first_wrong_step
+from gfpo_bench.models.factory import build_model
+from gfpo_bench.pairing import annotate
+from gfpo_bench.pairing.gfpo import GFPOPairing
+from gfpo_bench.rewards.reward import Reward
+from gfpo_bench.train import build_sampler
+
+VARIANTS = {
+    "independent": ["sampler=independent"],
+    "branch/uniform": ["sampler=branch", "sampler.branch_at=uniform"],
+    "branch/first_wrong": ["sampler=branch", "sampler.branch_at=first_wrong"],
+    "branch/entropy": ["sampler=branch", "sampler.branch_at=entropy"],
+}
+
+
+def composed(overrides: list[str]):
+    with initialize_config_module(config_module="gfpo_bench.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=["pairing=gfpo", *overrides])
+
+
+def measure(cfg, model, tok, fmt, task, seed: int, budget: int, prompts: int, long_frac: float) -> dict:
+    sampler = build_sampler(cfg, tok, fmt, model)
+    reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final)
+    pc = cfg.pairing
+    every = GFPOPairing(pc.eps, None, pc.min_prefix_tokens, pc.min_prefix_frac)
+    capped = GFPOPairing(pc.eps, pc.max_pairs_per_group, pc.min_prefix_tokens, pc.min_prefix_frac)
+    pool = random.Random(seed).sample(task.problems("train"), 2000)  # same prompts for every sampler
+    torch.manual_seed(seed)
+    tokens = n_all = n_kept = n_long = hits = with_wrong = batches = 0
+    t0 = time.time()
+    while tokens < budget:
+        problems = pool[batches * prompts : (batches + 1) * prompts]
+        r = sampler.sample(model, task, problems)
+        w = reward(task, r)
+        chosen = every.select(r, w, random.Random(seed))
+        pairs = annotate(r, chosen)
+        n_all += pairs.m
+        n_long += int((pairs.prefix_frac >= long_frac).sum())
+        n_kept += len(capped.select(r, w, random.Random(seed)))
+        for step, worse in zip(pairs.diverge_step.tolist(), pairs.worse.tolist()):
+            fw = first_wrong_step(w.step_scores[worse])
+            with_wrong += fw >= 0
+            hits += fw >= 0 and fw == step
+        tokens += r.generated_tokens
+        batches += 1
+    return {
+        "tokens": tokens,
+        "all": 1000 * n_all / tokens,
+        "kept": 1000 * n_kept / tokens,
+        "long": 1000 * n_long / tokens,
+        "first_wrong": hits / max(1, with_wrong),
+        "tok_per_path": tokens / (batches * prompts * sampler.gen.k),
+        "sec": time.time() - t0,
+    }
+
+
+COLUMNS = [  # (header, result key, is a count per 1k tokens: gets an "x indep" ratio column)
+    ("all/1k", "all", True),
+    ("kept/1k", "kept", True),
+    ("long/1k", "long", True),
+    ("div=1st wrong", "first_wrong", False),
+    ("tok/path", "tok_per_path", False),
+    ("sec", "sec", False),
+]
+
+
+def table(results: dict[str, list[dict]], long_frac: float) -> str:
+    """Medians over seeds; `x ind` = ratio to the independent sampler's median."""
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[name])
+
+    width = [max(10, len(h) + 2) for h, _, _ in COLUMNS]
+    cols = "".join(
+        f"{h:>{w}}" + (f"{'x ind':>7}" if ratio else "") for (h, _, ratio), w in zip(COLUMNS, width)
+    )
+    head = f"{'sampler':<20}{cols}   all/1k per seed"
+    lines = [head, "-" * len(head)]
+    for name in results:
+        cells = []
+        for (_, key, ratio), w in zip(COLUMNS, width):
+            cells.append(f"{med(name, key):>{w}.2f}")
+            if ratio:
+                ref = med("independent", key) if "independent" in results else float("nan")
+                cells.append(f"{med(name, key) / ref if ref else float('inf'):>7.1f}")
+        lines.append(
+            f"{name:<20}" + "".join(cells) + "   " + " ".join(f"{r['all']:.1f}" for r in results[name])
+        )
+    lines.append(
+        f"all: every valid pair; kept: after max_pairs_per_group; long: valid and sharing >= {long_frac:.0%} "
+        "of the shorter completion; div=1st wrong: valid pairs diverging at the worse path's first wrong step"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=int, default=20000, help="generated tokens per sampler and seed")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--prompts", type=int, default=8, help="prompts per batch (prompts_per_step)")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--long-frac",
+        type=float,
+        default=0.5,
+        help="the `long` column: valid pairs sharing at least this fraction of the shorter completion",
+    )
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra overrides for the branch variants, e.g. sampler.roots=1",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the tiny model runs best on 1)")
+    ap.add_argument("--json", help="also write the per-seed results here")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    base = composed([])
+    task = hydra.utils.instantiate(base.task)
+    task_key = json.dumps(OmegaConf.to_container(base.task, resolve=True), sort_keys=True)  # as train.py
+    model, tok, fmt = build_model(base.model, task, task_key)
+    model.eval()
+
+    results = {}
+    for name in args.variants:
+        cfg = composed(VARIANTS[name] + (args.set if name.startswith("branch") else []))
+        results[name] = [
+            measure(cfg, model, tok, fmt, task, s, args.budget, args.prompts, args.long_frac)
+            for s in args.seeds
+        ]
+
+    p = base.pairing
+    print(
+        f"\nvalid gfpo pairs per 1,000 generated tokens (min_prefix_tokens={p.min_prefix_tokens}, "
+        f"min_prefix_frac={p.min_prefix_frac}, eps={p.eps}); budget {args.budget} tokens x seeds {args.seeds}, "
+        f"k={base.sampler.k}, {args.prompts} prompts/batch, branch: {' '.join(args.set) or 'conf defaults'}"
+    )
+    print(table(results, args.long_frac))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

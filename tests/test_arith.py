@@ -1,0 +1,48 @@
+"""The embedded arith task: deterministic, disjoint splits, difficulty knobs, a step verifier."""
+
+from __future__ import annotations
+
+import pytest
+
+from gfpo_bench.tasks.arith import ArithTask
+from gfpo_bench.tasks.format import parse_completion
+
+
+def test_generation_is_deterministic_and_splits_are_disjoint():
+    a, b = ArithTask(seed=3), ArithTask(seed=3)
+    assert [p.question for p in a.problems("val")] == [p.question for p in b.problems("val")]
+    qs = {s: {p.question for p in a.problems(s)} for s in ("train", "val", "test")}
+    assert not (qs["train"] & qs["val"]) and not (qs["train"] & qs["test"]) and not (qs["val"] & qs["test"])
+    assert len(qs["val"]) == 200 and len(qs["test"]) == 500
+
+
+def test_reference_solutions_score_correct_with_every_step_verified():
+    t = ArithTask(ops="+-*", max_operands=5, digits=2)
+    for p in t.problems("val")[:50]:
+        steps = parse_completion(p.solution).steps
+        assert t.score([p], [p.solution])[0].correct
+        assert t.verify_steps(p, steps) == [1] * len(steps)
+
+
+def test_difficulty_knobs():
+    t = ArithTask(min_operands=4, max_operands=4, digits=3, ops="*")
+    p = t.problems("val")[0]
+    assert len(p.meta["nums"]) == 4 and set(p.meta["ops"]) == {"*"}
+    assert all(0 <= x <= 999 for x in p.meta["nums"])
+    with pytest.raises(ValueError, match="min_operands"):
+        ArithTask(min_operands=1)
+    with pytest.raises(ValueError, match="ops"):
+        ArithTask(ops="+^")
+
+
+def test_verifier_pins_the_wrong_step():
+    t = ArithTask()
+    p = next(p for p in t.problems("val") if len(p.meta["ops"]) == 3)
+    steps = parse_completion(p.solution).steps
+    a, rest = steps[1].split("=")
+    bad = steps[:1] + [f"{a}={int(rest) + 1}"] + steps[2:]
+    assert t.verify_steps(p, bad) == [1, -1, 1]  # only the slip is wrong; step 3 is checked from the true value
+    wrong, op, x = int(rest) + 1, p.meta["ops"][2], p.meta["nums"][3]
+    carried = bad[:2] + [f"{wrong}{op}{x}={wrong + x if op == '+' else wrong - x}"]
+    assert t.verify_steps(p, carried)[2] == -1  # carrying the wrong value on is wrong too
+    assert t.verify_steps(p, ["let me think"] + steps) == [0, 1, 1, 1]  # prose is uncheckable, not wrong

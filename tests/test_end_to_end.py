@@ -1,0 +1,75 @@
+"""Every pairing strategy trains the embedded default end to end for a few steps."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gfpo_bench.pairing import PAIRINGS
+from gfpo_bench.train import run
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def _csv_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("strategy", PAIRINGS.names())
+def test_every_strategy_trains(strategy, run_cfg, model_cache):
+    cfg = run_cfg(f"pairing={strategy}")
+    summary = run(cfg)
+    run_dir = Path(cfg.hydra.runtime.output_dir)
+
+    assert summary["status"] == "completed"
+    assert summary["method"] == strategy
+    assert summary["steps"] >= 1, "no optimizer step was taken"
+    start = _weights(next(model_cache.glob("tiny-arith-*")))
+    end = _weights(run_dir / "final_model")
+    changed = [k for k in start if not torch.equal(start[k], end[k])]
+    assert changed, "parameters did not change"
+
+    rows = _csv_rows(run_dir)
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    for key in ("train/pairs", "train/pairable_groups", "train/tokens_generated", "train/prefix_frac",
+                "train/reward/final", "train/reward/process", "train/reward/format", "train/reward/total",
+                "val/math/accuracy"):
+        assert any(r.get(key) for r in rows), f"{key} never logged"
+    tokens = [float(r["train/tokens_generated"]) for r in rows if r.get("train/tokens_generated")]
+    assert tokens == sorted(tokens) and tokens[-1] == summary["tokens_generated"] > 0  # cumulative
+
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["metrics"]["val/math/accuracy"] == summary["metrics"]["val/math/accuracy"]
+    assert on_disk["config"]["pairing"]["name"] == strategy
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def test_nonfinite_loss_is_skipped_and_counted(run_cfg, monkeypatch):
+    from gfpo_bench import loss as loss_mod
+
+    real = loss_mod.PairwiseLoss.__call__
+
+    def poisoned(self, *a, **k):
+        out = real(self, *a, **k)
+        out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(loss_mod.PairwiseLoss, "__call__", poisoned)
+    summary = run(run_cfg("pairing=vapo"))
+    assert summary["status"] == "completed"
+    assert summary["nonfinite_steps"] >= 1
+
+
+def test_sft_stage_writes_a_model_usable_by_init_from(run_cfg, tmp_path):
+    sft = run(run_cfg("stage=sft", "trainer.max_steps=5"))
+    assert sft["status"] == "completed" and Path(sft["final_model"], "config.json").exists()
+    assert "val/math/accuracy" in sft["metrics"]

@@ -1,0 +1,54 @@
+"""The embedded model and tokenizer go through the same transformers save/load path as hub models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.models.tiny import build_tiny_model
+from gfpo_bench.models.tokenizer import build_char_tokenizer
+from gfpo_bench.sampling.steps import step_spans
+
+
+def test_tokenizer_and_model_round_trip_through_from_pretrained(tmp_path):
+    tok = build_char_tokenizer()
+    model = build_tiny_model(len(tok), 32, 2, 2, 64, seed=0).eval()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    model2, tok2 = load_model_and_tokenizer(str(tmp_path))
+    text = "12+3=?\n<think>\n12+3=15\n</think>\n<answer>15</answer>"
+    ids = tok2(text, add_special_tokens=False)["input_ids"]
+    assert ids == tok(text, add_special_tokens=False)["input_ids"]
+    assert tok2.decode(ids) == text
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        assert torch.allclose(model(x).logits, model2.eval()(x).logits, atol=1e-6)
+    assert tok2.padding_side == "left" and tok2.pad_token_id is not None
+
+
+def test_step_spans_cover_each_reasoning_line():
+    tok = build_char_tokenizer()
+    ids = tok("<think>\n3+4=7\n7-2=5\n</think>\n<answer>5</answer>", add_special_tokens=False)["input_ids"]
+    spans = step_spans(tok, ids)
+    assert [tok.decode(ids[a:b]) for a, b in spans] == ["3+4=7\n", "7-2=5\n"]
+
+
+def test_missing_model_path_is_one_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="model path not found"):
+        load_model_and_tokenizer(str(tmp_path / "nope"))
+    with pytest.raises(ModelLoadError, match="model.dtype"):
+        load_model_and_tokenizer(str(tmp_path), dtype="float8")
+
+
+def test_sft_warm_start_is_cached_and_reloadable(model_cache):
+    from gfpo_bench.models.sft import SFTConfig
+    from gfpo_bench.models.tiny import ensure_tiny
+    from gfpo_bench.tasks.arith import ArithTask
+
+    task = ArithTask()
+    a = ensure_tiny(task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t")
+    mtime = (a / "model.safetensors").stat().st_mtime
+    b = ensure_tiny(task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t")
+    assert a == b and (b / "model.safetensors").stat().st_mtime == mtime  # second call: no retraining
+    load_model_and_tokenizer(str(b))

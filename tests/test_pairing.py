@@ -1,0 +1,82 @@
+"""Each pairing strategy picks exactly the pairs DESIGN.md defines, on hand-built groups."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gfpo_bench.errors import ConfigError
+from gfpo_bench.pairing import PAIRINGS, build_pairing
+from gfpo_bench.registry import Registry
+from tests.helpers import comp, problem, rollouts
+
+P = problem([3, 4, 2], ["+", "-"])  # 3+4=7, 7-2=5
+RIGHT = comp("3+4=7", "7-2=5", answer="5")  # R = 1 + 0.5*1 + 0.2 = 1.7
+WRONG_LAST = comp("3+4=7", "7-2=6", answer="6")  # R = 0 + 0.5*(1-1)/2 + 0.2 = 0.2
+WRONG_FIRST = comp("3+4=8", "8-2=6", answer="6")  # step 1 wrong, step 2 uses wrong acc: R = 0 - 0.5 + 0.2 = -0.3
+NO_FORMAT = "<answer>5</answer>"  # right answer, no reasoning: R = 1 + 0 + 0 = 1.0
+
+
+def pairs_of(name: str, texts: list[str], **kw):
+    r, rew = rollouts([(P, texts)])
+    pairs = build_pairing(name, **kw)(r, rew, random.Random(0))
+    return r, rew, sorted(zip(pairs.better.tolist(), pairs.worse.tolist())), pairs
+
+
+def test_rewards_of_the_fixture_are_as_commented():
+    _, rew, _, _ = pairs_of("random", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT])
+    assert [round(x, 4) for x in rew.total.tolist()] == [1.7, 0.2, -0.3, 1.0]
+
+
+def test_srpo_pairs_every_right_path_with_every_wrong_path():
+    _, _, pairs, _ = pairs_of("srpo", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT], max_pairs_per_group=None)
+    assert pairs == [(0, 1), (0, 2), (3, 1), (3, 2)]
+
+
+def test_vapo_pairs_the_extremes_only():
+    _, _, pairs, _ = pairs_of("vapo", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT])
+    assert pairs == [(0, 2)]
+
+
+def test_top2_pairs_the_best_with_the_next_lower_reward():
+    _, _, pairs, _ = pairs_of("top2", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT])
+    assert pairs == [(0, 3)]
+    _, _, none, _ = pairs_of("top2", [RIGHT, RIGHT])  # equal rewards: no preference
+    assert none == []
+
+
+def test_random_pairs_only_differently_rewarded_paths_and_respects_the_cap():
+    _, _, pairs, _ = pairs_of("random", [RIGHT, RIGHT, WRONG_LAST], max_pairs_per_group=None)
+    assert pairs == [(0, 2), (1, 2)]
+    _, _, capped, _ = pairs_of("random", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT], max_pairs_per_group=2)
+    assert len(capped) == 2
+
+
+def test_dapo_takes_all_informative_pairs_drops_flat_groups_and_adds_sft_targets():
+    _, _, pairs, p = pairs_of("dapo", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT])
+    assert len(pairs) == 6  # all 4*3/2 pairs differ in reward
+    assert sorted(p.sft_paths.tolist()) == [0, 1, 3]  # every path that is "better" in some pair
+    strategy = build_pairing("dapo")
+    assert strategy.dynamic_sampling
+    assert strategy.keep_group([True, False]) and not strategy.keep_group([True, True])
+    assert not strategy.keep_group([False, False])
+
+
+def test_gfpo_keeps_only_long_shared_prefixes():
+    # RIGHT vs WRONG_LAST share "<think>\n3+4=7\n7-2=" (12 tokens); RIGHT vs WRONG_FIRST share 6.
+    r, _, pairs, p = pairs_of("gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=8, min_prefix_frac=0.2)
+    assert pairs == [(0, 1)]
+    assert int(p.diverge[0] - r.prompt_len[0]) == 12
+    assert int(p.diverge_step[0]) == 1  # they split in the second step
+    _, _, loose, _ = pairs_of("gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=4, min_prefix_frac=0.0)
+    assert (0, 2) in loose
+
+
+def test_registry_rejects_duplicates_and_lists_valid_names():
+    reg: Registry = Registry("thing")
+    reg.register("a")(object)
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.register("a")(object)
+    with pytest.raises(ConfigError, match="unknown pairing strategy 'x'; valid: dapo, gfpo, random, srpo, top2, vapo"):
+        PAIRINGS.get("x")
