@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
 from gfpo_bench.callbacks.pair_table import PairTableCallback
 from gfpo_bench.errors import ConfigError
-from gfpo_bench.loggers import build_loggers, publish_summary
+from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
@@ -99,6 +99,8 @@ def run(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))  # tiny models on CPU: fewer threads, less overhead
 
     task = hydra.utils.instantiate(cfg.task)
     task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
@@ -173,6 +175,7 @@ def run(cfg: DictConfig) -> dict:
     print_outcome(run_dir, final_dir, summary_path, metrics)
     summary = json.loads(summary_path.read_text())
     publish_summary(trainer.loggers, summary)
+    finish_wandb()  # the next run in this process (a sweep job, a test) must not log into this one
     return summary
 
 

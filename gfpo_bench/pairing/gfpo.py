@@ -23,7 +23,7 @@ class GFPOPairing(PairingStrategy):
         eps: float = 1e-6,
         max_pairs_per_group: int | None = 4,
         min_prefix_tokens: int = 4,
-        min_prefix_frac: float = 0.2,
+        min_prefix_frac: float = 0.5,
         sft_coef: float = 0.0,
     ) -> None:
         super().__init__(eps=eps, max_pairs_per_group=max_pairs_per_group, sft_coef=sft_coef)

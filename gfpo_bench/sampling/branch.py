@@ -1,7 +1,8 @@
 """`sampler=branch`: sample root paths, cut each at a step boundary, resample the rest from the cut.
 
 Siblings share the prompt and the root's prefix token for token, so any two of them differ from one
-step on: the pairs `pairing=gfpo` looks for (DESIGN.md), which independent samples rarely give.
+step on: the pairs `pairing=gfpo` looks for (DESIGN.md). Independent samples mostly share only a
+short prefix (on arith, the copy of the first operands); scripts/bench_pairs.py measures both.
 
 A prompt's group is its `roots` root paths plus, for each root, the continuations sampled at its
 `branches` branch points, all in the same group (the root is one more sample from each of its
@@ -14,7 +15,8 @@ Where to cut (`branch_at`, a registry of rules, all at step starts):
 - `first_wrong`: the start of the root's first step the task's step verifier marks wrong, so the
   siblings redo exactly that step -- the data recipe of Step-DPO (Lai et al. 2024), which resamples
   from the prefix before the first erroneous step. Uniform when no step is wrong.
-- `entropy`: the start of the step holding the root's highest-entropy next-token distribution,
+- `entropy` (default: a model-only signal, so it works on every task): the start of the step
+  holding the root's highest-entropy next-token distribution,
   after TreeRL's entropy-guided forking (Hou et al. 2025). Departs from it: we fork at the step
   boundary before the uncertain token (whole steps, so the pair splits at one step) and only once
   (depth 1, not a tree).
@@ -25,6 +27,7 @@ its siblings: one forward pass over the contexts (minus their last token) fills 
 then indexed out to the siblings (`Cache.batch_select_indices`), and `generate` continues from it,
 feeding only new tokens. `generated_tokens` counts root tokens plus continuation tokens, so a shared
 prefix is counted once. Each sibling's completion is capped at `max_new_tokens` like the roots'.
+`reuse_prefix: false` re-encodes each context per continuation (for caches that cannot be indexed).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import random
 from dataclasses import dataclass
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from gfpo_bench.analytics import first_wrong_step
 from gfpo_bench.errors import ConfigError
@@ -108,6 +112,20 @@ class EntropyRule(BranchRule):
 
 
 # --- generation from shared contexts ---------------------------------------------------------------
+class EntropyRecorder(LogitsProcessor):
+    """Records the entropy of each step's next-token distribution at the sampling temperature ([n] per
+    step, not the [n, V] logits, so it stays cheap for large vocabularies). generate applies user
+    processors before its temperature / top-p warpers, so it sees the model's logits."""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature, self.steps = temperature, []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(scores.float() / self.temperature, dim=-1)  # [n, V]
+        self.steps.append(-(logp.exp() * logp).nan_to_num().sum(-1))  # [n]
+        return scores
+
+
 def continue_from(
     model,
     tokenizer,
@@ -129,6 +147,7 @@ def continue_from(
     index = torch.repeat_interleave(
         torch.arange(len(contexts), device=device), torch.tensor(counts, device=device)
     )  # [n]
+    entropy = EntropyRecorder(sampling.get("temperature", 1.0))
     cache = None
     if reuse_prefix and width > 1:
         pos = (attn.cumsum(-1) - 1).clamp_min(0)  # [C, W] left padding: real tokens start at 0
@@ -145,17 +164,12 @@ def continue_from(
         eos_token_id=tokenizer.eos_token_id,
         use_cache=True,
         return_dict_in_generate=True,
-        output_logits=want_entropy,
+        logits_processor=LogitsProcessorList([entropy]) if want_entropy else None,
         **sampling,
     )
     rows = out.sequences[:, width:].tolist()  # [n, T]
     conts = [cut_at_eos(r[:b], tokenizer.eos_token_id, pad) for r, b in zip(rows, budgets)]
-    if not want_entropy:
-        return conts, None
-    logits = torch.stack(out.logits, dim=1).float() / sampling.get("temperature", 1.0)  # [n, T, V]
-    logp = torch.log_softmax(logits, dim=-1)
-    ent = -(logp.exp() * logp).nan_to_num().sum(-1)  # [n, T]
-    return conts, ent.tolist()
+    return conts, torch.stack(entropy.steps, dim=1).tolist() if want_entropy else None  # [n, T]
 
 
 # --- the sampler -----------------------------------------------------------------------------------
@@ -170,7 +184,7 @@ class BranchSampler(Sampler):
         roots: int = 2,
         branches: int = 1,
         siblings: int | None = None,
-        branch_at: str = "first_wrong",
+        branch_at: str = "entropy",
         reuse_prefix: bool = True,
         seed: int = 0,
     ) -> None:
