@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gfpo_bench.analytics import pair_metrics
+from gfpo_bench.errors import ConfigError
 from gfpo_bench.loss import LossOutput, PairwiseLoss
 from gfpo_bench.models.logprobs import token_logprobs
 from gfpo_bench.rewards.reward import Reward
@@ -44,8 +45,10 @@ class PairwiseRLModule(L.LightningModule):
         dynamic_max_rounds: int = 3,
         max_tokens: int | None = None,
         seed: int = 0,
+        init_optimizer_state: dict | None = None,  # optimizer moments of a warm-start run (init_optimizer)
     ) -> None:
         super().__init__()
+        self.init_optimizer_state = init_optimizer_state
         self.model, self.tok, self.task = model, tokenizer, task
         self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
         self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
@@ -184,6 +187,13 @@ class PairwiseRLModule(L.LightningModule):
     def on_fit_start(self) -> None:
         for ref in self._ref:
             ref.to(self.device)
+        if self.init_optimizer_state is not None:  # before a resume restores its own state, which wins
+            opt = self.trainer.optimizers[0]
+            own = opt.state_dict()["param_groups"]  # this run's hyperparameters, same parameter order
+            saved = self.init_optimizer_state["param_groups"]
+            if [len(g["params"]) for g in saved] != [len(g["params"]) for g in own]:
+                raise ConfigError("init_optimizer: the checkpoint's optimizer holds different parameters")
+            opt.load_state_dict({"state": self.init_optimizer_state["state"], "param_groups": own})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["gfpo_counters"] = {

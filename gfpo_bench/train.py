@@ -31,7 +31,7 @@ from gfpo_bench.module import PairwiseRLModule
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig
 from gfpo_bench.schedule import build_schedule
-from gfpo_bench.warmstart import load_init_weights, resume_checkpoint
+from gfpo_bench.warmstart import init_optimizer_state, load_init_weights, resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def run(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))  # tiny models on CPU: fewer threads, less overhead
+    if cfg.model.get("threads"):
+        torch.set_num_threads(int(cfg.model.threads))  # tiny models: one thread beats contention
 
     task = hydra.utils.instantiate(cfg.task)
     task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
@@ -122,13 +122,17 @@ def run(cfg: DictConfig) -> dict:
     reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final,
                     cfg.reward.noise, seed=cfg.seed)
     schedule = build_schedule(cfg)
+    if cfg.loss.positive_lambda > 0 and not cfg.loss.use_reference:
+        raise ConfigError("loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)")
+    opt_state = init_optimizer_state(cfg.init_from) if cfg.init_from and cfg.get("init_optimizer") else None
     module = PairwiseRLModule(
         model, tok, task, sampler, reward, schedule,
-        PairwiseLoss(cfg.loss.beta, cfg.loss.form),
+        PairwiseLoss(cfg.loss.beta, cfg.loss.form, cfg.loss.positive_lambda),
         hydra.utils.instantiate(cfg.optim),
         use_reference=cfg.loss.use_reference,
         max_tokens=cfg.budget.max_tokens,
         seed=cfg.seed,
+        init_optimizer_state=opt_state,
     )
     module.train_pool = task.problems("train")
 
@@ -150,6 +154,8 @@ def run(cfg: DictConfig) -> dict:
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
     trainer.fit(module, train_dataloaders=train_loader(task, cfg), ckpt_path=ckpt)
+    # last.ckpt = the final state (weights and optimizer), for init_from=<this run> init_optimizer=true
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
     final_dir = run_dir / "final_model"
     module.model.save_pretrained(final_dir)

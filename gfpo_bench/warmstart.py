@@ -2,7 +2,9 @@
 
 - `init_from=<run dir | .ckpt | HF model dir>` loads model weights from another run (its
   final_model/, else its checkpoints/last.ckpt) before training; so a schedule can also be two
-  chained runs (e.g. srpo, then gfpo from its result). Optimizer state is not carried over.
+  chained runs (e.g. srpo, then gfpo from its result). With `init_optimizer=true` the optimizer's
+  moments come along from the run's checkpoints/last.ckpt (saved at the end of every run, so it
+  matches final_model/); its hyperparameters (lr, ...) stay this run's.
 - `resume=auto` continues an interrupted run in the same run dir from checkpoints/last.ckpt.
 """
 
@@ -52,6 +54,18 @@ def load_init_weights(model: torch.nn.Module, init_from: str) -> Path:
         model.tie_weights()
     log.info("warm start: loaded weights from %s", src)
     return src
+
+
+def init_optimizer_state(init_from: str) -> dict:
+    """The optimizer state in another run's Lightning checkpoint: a .ckpt, or a run dir's last.ckpt."""
+    path = Path(init_from).expanduser()
+    ckpt = path if path.suffix == ".ckpt" else path / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ConfigError(f"init_optimizer=true needs a Lightning checkpoint, and {ckpt} does not exist")
+    states = torch.load(ckpt, map_location="cpu", weights_only=False).get("optimizer_states") or []
+    if not states:
+        raise ConfigError(f"init_optimizer=true: {ckpt} holds no optimizer state")
+    return states[0]
 
 
 def completed_summary(run_dir: Path) -> dict | None:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import SHARED_DATA, compose_cfg
 
-from gfpo_bench.callbacks.evaluation import pool_metrics, reward_components
+from gfpo_bench.callbacks.evaluation import load_tasks, pool_metrics, reward_components
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.cli import run_eval
 from gfpo_bench.eval.evaluate import evaluate_policy
@@ -89,6 +89,10 @@ def test_bad_eval_options_and_reference_in_training(tmp_path):
         run_eval(compose_cfg(["model=reference", "ks=[1,5]", "n=2"], tmp_path / "e", config_name="eval"))
     with pytest.raises(ConfigError, match="model=reference is for gfpo-bench-eval only"):
         run(compose_cfg(["model=reference", "logger=csv"], tmp_path / "t"))
+    with pytest.raises(ConfigError, match="unknown task 'nope'; valid: arith, code, gsm8k"):
+        load_tasks(["nope"])
+    tasks = load_tasks(["code", {"_target_": "gfpo_bench.tasks.arith.ArithTask", "digits": 2}])
+    assert [t.name for t in tasks] == ["code_synth", "arith"] and tasks[1].digits == 2
 
 
 def test_pooled_metrics_and_reward_components():

@@ -114,6 +114,8 @@ def run_eval(cfg: DictConfig) -> dict:
     if cfg.n < 1 or not ks or ks[0] < 1 or ks[-1] > cfg.n:
         raise ConfigError(f"need n >= 1 and 1 <= k <= n for every k; got n={cfg.n}, ks={ks}")
     torch.manual_seed(cfg.seed)
+    if cfg.model.get("threads"):
+        torch.set_num_threads(int(cfg.model.threads))  # as in training: tiny models run best on one
 
     task = hydra.utils.instantiate(cfg.task)
     problems = task.problems(cfg.split)[: cfg.limit]

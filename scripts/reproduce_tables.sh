@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# scripts/reproduce_tables.sh        # both tables, 2 seeds, 2 parallel jobs: ~1 h on a 2-core CPU
+#
+# Reproduces the two tables of the README (what each method learns; which method to use when). Each
+# row is an experiment config (conf/experiment/table*.yaml) that fixes everything but the method,
+# including an equal budget of generated tokens; this script sweeps the row's methods over seeds with
+# the joblib launcher, compares each row with gfpo-bench-compare, and writes both tables to
+# $TABLES_MD with the measured numbers.
+#
+#   SEEDS=0,1,2 N_JOBS=4 scripts/reproduce_tables.sh          # more seeds, more parallel jobs
+#   ROWS="table1_pairs table2_noisy_reward" scripts/reproduce_tables.sh     # some rows only
+#   BUDGET_SCALE=0.25 scripts/reproduce_tables.sh  # every row's token budget x 0.25 (a quick look)
+#   EXTRA="callbacks.eval.max_problems=50" scripts/reproduce_tables.sh      # extra overrides, every run
+#   LOGGER=default scripts/reproduce_tables.sh     # also W&B (offline without a key), group = row
+#   DRY_RUN=1 scripts/reproduce_tables.sh          # print the sweeps, run nothing
+#
+# Running the same command again skips finished jobs and resumes interrupted ones (same $OUT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEEDS=${SEEDS:-0,1}                 # seeds per method (a comma list, as Hydra sweeps it)
+N_JOBS=${N_JOBS:-2}                 # runs in parallel (joblib); each uses one CPU thread
+OUT=${OUT:-artifacts/tables}        # one sweep dir per row: $OUT/<experiment>
+TABLES_MD=${TABLES_MD:-docs/tables.md}
+LOGGER=${LOGGER:-csv}
+SWITCH_FRAC=${SWITCH_FRAC:-0.5}     # schedules switch strategy at this fraction of the token budget
+BUDGET_SCALE=${BUDGET_SCALE:-1}     # multiplies each row's budget.max_tokens (rows keep their ratios)
+EXTRA=${EXTRA:-}
+ROWS=${ROWS:-"table1_pairs table2_small_compute table2_noisy_reward table2_reasoning table2_cold_start table2_sft_mixed"}
+# Two threads per run on a 2-core machine shared by parallel runs make every run several times slower.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+# The methods of each row: one sweep per line (a schedule is a separate sweep into the same dir).
+methods() {
+  case $1 in
+    table1_pairs)         echo "pairing=srpo,vapo,gfpo,dapo,top2,random" ;;
+    table2_small_compute) echo "pairing=srpo,vapo,dapo,gfpo" ;;
+    table2_noisy_reward)  echo "pairing=vapo,srpo,dapo,gfpo" ;;
+    table2_reasoning)     echo "pairing=gfpo,srpo,vapo,dapo" ;;
+    table2_cold_start)    echo "schedule=srpo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
+                          echo "pairing=gfpo,srpo" ;;
+    table2_sft_mixed)     echo "schedule=dapo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
+                          echo "pairing=dapo,gfpo" ;;
+    *) echo "unknown row: $1" >&2; return 1 ;;
+  esac
+}
+
+t0=$(date +%s)
+for row in $ROWS; do
+  mapfile -t sweeps < <(methods "$row")
+  budget=()
+  if [[ $BUDGET_SCALE != 1 ]]; then
+    tokens=$(gfpo-bench "experiment=$row" --cfg job -p budget | awk '/max_tokens/ {print $2}')
+    budget=("budget.max_tokens=$(python -c "print(round($tokens * $BUDGET_SCALE))")")
+  fi
+  # Build the row's cached warm start in one process first: parallel jobs must not race to build it.
+  # shellcheck disable=SC2206
+  warm=(gfpo-bench "experiment=$row" stage=sft trainer.max_steps=1 callbacks.eval.max_problems=1 logger=csv
+        "hydra.run.dir=$OUT/.warm_start/$row" $EXTRA)
+  if [[ -n ${DRY_RUN:-} ]]; then echo "# warm start: ${warm[*]}"; else echo "== $row: warm start"; "${warm[@]}" > /dev/null; fi
+  for sweep in "${sweeps[@]}"; do
+    # shellcheck disable=SC2206
+    cmd=(gfpo-bench -m "experiment=$row" $sweep "seed=$SEEDS" "${budget[@]}" "logger=$LOGGER" hydra/launcher=joblib
+         "hydra.launcher.n_jobs=$N_JOBS" "hydra.sweep.dir=$OUT/$row" $EXTRA)
+    if [[ -n ${DRY_RUN:-} ]]; then echo "${cmd[*]}"; else echo "== $row: $sweep (seeds $SEEDS)"; "${cmd[@]}"; fi
+  done
+  [[ -n ${DRY_RUN:-} ]] || gfpo-bench-compare "$OUT/$row" --metrics val/math/accuracy --out "$OUT/$row/comparison" > /dev/null
+done
+[[ -n ${DRY_RUN:-} ]] && exit 0
+
+mkdir -p "$(dirname "$TABLES_MD")"
+python - "$OUT" "$TABLES_MD" "$SEEDS" "$(( $(date +%s) - t0 ))" "$ROWS" "$BUDGET_SCALE" <<'EOF'
+"""Both tables from the per-row comparisons (table.csv of gfpo-bench-compare) and the run summaries."""
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+out, md_path, seeds, wall, rows, scale = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
+ACC = "val/math/accuracy"
+PAIRS = {"srpo": "correct vs wrong path", "vapo": "highest vs lowest reward", "gfpo": "long shared prefix, split at one step",
+         "dapo": "every informative pair (+ NLL, dynamic sampling)", "top2": "top-1 vs top-2 reward", "random": "any two with different reward"}
+SITUATIONS = {  # row: (situation, recommended method)
+    "table2_small_compute": ("small model / tight compute", "srpo"),
+    "table2_noisy_reward": ("noisy reward (20% of R_final flipped)", "vapo"),
+    "table2_reasoning": ("reasoning math (multi-step arithmetic)", "gfpo"),
+    "table2_cold_start": ("cold start (weak warm start)", "srpo_to_gfpo"),
+    "table2_sft_mixed": ("SFT + RL mixed", "dapo_to_gfpo"),
+}
+
+
+def table(row):
+    return pd.read_csv(out / row / "comparison" / "table.csv").set_index("method")
+
+
+def start_acc(row):
+    """Greedy accuracy of the row's warm start, before any RL step (eval at step 0 of each run)."""
+    hists = [json.loads(p.read_text()).get("eval_history") or [] for p in (out / row).glob("*/summary.json")]
+    vals = [h[0][ACC] for h in hists if h and h[0]["step"] == 0]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def budget(row):
+    s = json.loads(next((out / row).glob("*/summary.json")).read_text())
+    return s["budget"]["max_tokens"]
+
+
+def acc(t, m):
+    ci = t.loc[m, f"{ACC}:ci95"]
+    return f"{t.loc[m, f'{ACC}:mean']:.3f}" + ("" if math.isnan(ci) else f" ± {ci:.3f}")
+
+
+def welch(t, a, b):
+    """Welch's t-test p-value of a vs b from the per-method mean, sd and n (NaN below 2 seeds each)."""
+    args = [t.loc[m, f"{ACC}:{k}"] for m in (a, b) for k in ("mean", "sd", "n")]
+    return float(stats.ttest_ind_from_stats(*args, equal_var=False).pvalue)
+
+
+lines = [f"<!-- scripts/reproduce_tables.sh: SEEDS={seeds} BUDGET_SCALE={scale}, {os.cpu_count()} CPUs, {wall / 60:.0f} min -->", ""]
+if "table1_pairs" in rows:
+    t = table("table1_pairs")
+    lines += ["### Table 1: what each method learns (pair statistics)", "",
+              f"Same branched rollouts for every strategy (`experiment=table1_pairs`, {budget('table1_pairs'):,} generated "
+              f"tokens per run, seeds {seeds}); means over the run's steps, then over seeds.", "",
+              "| method | pairs | pairs / step | prompts with a pair | reward gap | shared prefix | split at the first wrong step | val accuracy |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for m in sorted(t.index, key=lambda m: list(PAIRS).index(m) if m in PAIRS else len(PAIRS)):
+        g = lambda c: t.loc[m, f"pair/{c}:mean"] if f"pair/{c}:mean" in t else math.nan  # noqa: E731
+        lines.append(f"| {m} | {PAIRS.get(m, '')} | {g('pairs_per_step'):.1f} | {g('pairable_group_rate'):.2f} | "
+                     f"{g('reward_gap'):.2f} | {g('prefix_frac'):.2f} | {g('diverge_is_first_wrong'):.2f} | {acc(t, m)} |")
+    lines += ["", "Reward gap: R(better) - R(worse). Shared prefix: shared completion tokens / shorter completion. "
+              "Split at the first wrong step: fraction of pairs whose divergent step is the worse path's first step "
+              "the step verifier marks wrong.", ""]
+
+t2 = [r for r in rows if r in SITUATIONS]
+if t2:
+    lines += ["### Table 2: which method to use when", "",
+              f"Each row compares the recommended method with the alternatives at an equal budget of generated tokens, "
+              f"seeds {seeds}; accuracy is greedy `{ACC}` on the 200 held-out problems after the budget is spent "
+              "(mean ± 95% CI). p: Welch's t-test, recommended vs best alternative.", "",
+              "| situation | tokens / run | warm start | recommended | its accuracy | best alternative | its accuracy | p | verdict |",
+              "|---|---:|---:|---|---:|---|---:|---:|---|"]
+    for row in t2:
+        situation, rec = SITUATIONS[row]
+        t = table(row)
+        if rec not in t.index:
+            lines.append(f"| {situation} | | | {rec} | no completed run | | | | |")
+            continue
+        alt = t.drop(index=rec)[f"{ACC}:mean"].idxmax()
+        p = welch(t, rec, alt)
+        held = t.loc[rec, f"{ACC}:mean"] > t.loc[alt, f"{ACC}:mean"]
+        noise = "cannot tell" if math.isnan(p) else ("significant" if p < 0.05 else "within noise")
+        verdict = ("held" if held else "did not hold") + f" ({noise})"
+        lines.append(f"| {situation} | {budget(row):,} | {start_acc(row):.3f} | {rec} | {acc(t, rec)} | {alt} | "
+                     f"{acc(t, alt)} | {'n/a' if math.isnan(p) else f'{p:.2g}'} | {verdict} |")
+    lines.append("")
+    lines += ["Every method per row, from `gfpo-bench-compare`:", ""]
+    for row in t2:
+        t = table(row)
+        cells = ", ".join(f"{m} {acc(t, m)}" for m in t.index)
+        lines.append(f"- `{row}`: {cells}")
+    lines.append("")
+
+md = "\n".join(lines)
+md_path.write_text(md)
+print(md)
+print(f"wrote {md_path}; per-row reports: {out}/<row>/comparison/table.md")
+EOF
