@@ -120,7 +120,10 @@ def welch(t, a, b):
     return float(stats.ttest_ind_from_stats(*args, equal_var=False).pvalue)
 
 
-lines = [f"<!-- scripts/reproduce_tables.sh: SEEDS={seeds} BUDGET_SCALE={scale}, {os.cpu_count()} CPUs, {wall / 60:.0f} min -->", ""]
+runs = [json.loads(p.read_text()) for row in rows for p in (out / row).glob("*/summary.json")]
+run_min = sum(r.get("wall_time_s") or 0 for r in runs) / 60
+lines = [f"<!-- scripts/reproduce_tables.sh SEEDS={seeds} BUDGET_SCALE={scale} on {os.cpu_count()} CPUs: {len(runs)} runs, "
+         f"{run_min:.0f} min of run time; this invocation took {wall / 60:.0f} min -->", ""]
 if "table1_pairs" in rows:
     t = table("table1_pairs")
     lines += ["### Table 1: what each method learns (pair statistics)", "",
