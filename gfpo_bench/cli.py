@@ -97,8 +97,17 @@ def main(cfg: DictConfig) -> float | None:
         msg = f"{type(e).__name__}: {e}".splitlines()[0]
         run_dir.mkdir(parents=True, exist_ok=True)
         if completed_summary(run_dir) is None:  # never overwrite a finished run's results
-            write_summary(run_dir, cfg, status="failed", error=msg, metrics={}, pair_stats={},
-                          tokens_generated=0, wall_time_s=time.time() - t0, steps=0)
+            write_summary(
+                run_dir,
+                cfg,
+                status="failed",
+                error=msg,
+                metrics={},
+                pair_stats={},
+                tokens_generated=0,
+                wall_time_s=time.time() - t0,
+                steps=0,
+            )
         if not user_error or os.environ.get("GFPO_BENCH_DEBUG"):
             traceback.print_exc()
         if multirun:

@@ -25,7 +25,15 @@ from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import Sampler
 from gfpo_bench.schedule import PairingSchedule
 from gfpo_bench.tasks.base import Task
-from gfpo_bench.types import Pairs, Problem, RewardOutput, Rollouts, concat_rewards, concat_rollouts, select_rewards
+from gfpo_bench.types import (
+    Pairs,
+    Problem,
+    RewardOutput,
+    Rollouts,
+    concat_rewards,
+    concat_rollouts,
+    select_rewards,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +93,9 @@ class PairwiseRLModule(L.LightningModule):
         self.last_pairs = (rollouts, rewards, pairs, out)
         if not torch.isfinite(out.loss):
             self.nonfinite_steps += 1
-            log.warning("non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps)
+            log.warning(
+                "non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps
+            )
             self.log("train/nonfinite_steps", float(self.nonfinite_steps))
             return None
         self.log_dict(
@@ -121,7 +131,12 @@ class PairwiseRLModule(L.LightningModule):
         parts_r, parts_w = [], []
         for round_ in range(self.dynamic_max_rounds + 1):
             ok = rewards.correct.tolist()
-            keep = [i for idx in rollouts.group_indices() if strategy.keep_group([ok[j] for j in idx]) for i in idx]
+            keep = [
+                i
+                for idx in rollouts.group_indices()
+                if strategy.keep_group([ok[j] for j in idx])
+                for i in idx
+            ]
             if keep:
                 parts_r.append(rollouts.select(keep))
                 parts_w.append(select_rewards(rewards, keep))
@@ -174,7 +189,9 @@ class PairwiseRLModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.max_tokens is not None and self.tokens_generated >= self.max_tokens:
-            log.info("token budget reached: %d >= %d generated tokens", self.tokens_generated, self.max_tokens)
+            log.info(
+                "token budget reached: %d >= %d generated tokens", self.tokens_generated, self.max_tokens
+            )
             self.trainer.should_stop = True
 
     # --- optimizer & state ----------------------------------------------------------------------

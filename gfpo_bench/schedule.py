@@ -44,12 +44,28 @@ class PairingSchedule:
         """(stage index, strategy) for this step; stages only move forward."""
         for i in range(self.current + 1, len(self.stages)):
             st = self.stages[i]
-            by_tokens = st.start_tokens_frac is not None and max_tokens and tokens >= st.start_tokens_frac * max_tokens
+            by_tokens = (
+                st.start_tokens_frac is not None
+                and max_tokens
+                and tokens >= st.start_tokens_frac * max_tokens
+            )
             if (st.start_tokens_frac is None and step >= st.start_step) or by_tokens:
-                log.info("pairing schedule: switching %s -> %s at step %d (%d tokens)",
-                         self.stages[self.current].name, st.name, step, tokens)
-                self.switches.append({"step": step, "tokens": tokens, "from": self.stages[self.current].name,
-                                      "to": st.name, "stage": i})
+                log.info(
+                    "pairing schedule: switching %s -> %s at step %d (%d tokens)",
+                    self.stages[self.current].name,
+                    st.name,
+                    step,
+                    tokens,
+                )
+                self.switches.append(
+                    {
+                        "step": step,
+                        "tokens": tokens,
+                        "from": self.stages[self.current].name,
+                        "to": st.name,
+                        "stage": i,
+                    }
+                )
                 self.current = i
         return self.current, self.stages[self.current].strategy
 
@@ -74,6 +90,8 @@ def build_schedule(cfg) -> PairingSchedule:
         s, name = strategy(st.pairing)
         frac = st.get("start_tokens_frac")
         if frac is not None and (cfg.budget.max_tokens is None or not 0 < frac <= 1):
-            raise ConfigError(f"schedule.{key}.start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]")
+            raise ConfigError(
+                f"schedule.{key}.start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]"
+            )
         stages.append(Stage(s, name, st.get("start_step", 0), frac))
     return PairingSchedule(stages)

@@ -54,9 +54,13 @@ def train_loader(task, cfg: DictConfig) -> DataLoader:
 
 
 def summarise_pairs(history: list[dict]) -> dict[str, float]:
-    keys = {"train/pairs": "pairs_per_step", "train/pairable_group_rate": "pairable_group_rate",
-            "train/reward_gap": "reward_gap", "train/prefix_frac": "prefix_frac",
-            "train/diverge_is_first_wrong": "diverge_is_first_wrong"}
+    keys = {
+        "train/pairs": "pairs_per_step",
+        "train/pairable_group_rate": "pairable_group_rate",
+        "train/reward_gap": "reward_gap",
+        "train/prefix_frac": "prefix_frac",
+        "train/diverge_is_first_wrong": "diverge_is_first_wrong",
+    }
     out = {}
     for k, name in keys.items():
         vals = [h[k] for h in history if k in h and not math.isnan(h[k])]
@@ -67,8 +71,13 @@ def summarise_pairs(history: list[dict]) -> dict[str, float]:
 
 def budget_used(cfg: DictConfig, fields: dict) -> dict:
     """The limits, what the run spent, and which limit ended it (the equal-compute check)."""
-    b = {"max_steps": cfg.trainer.get("max_steps"), "max_tokens": cfg.budget.max_tokens,
-         "tokens_used": fields.get("tokens_generated"), "steps_used": fields.get("steps"), "stopped_by": None}
+    b = {
+        "max_steps": cfg.trainer.get("max_steps"),
+        "max_tokens": cfg.budget.max_tokens,
+        "tokens_used": fields.get("tokens_generated"),
+        "steps_used": fields.get("steps"),
+        "stopped_by": None,
+    }
     if fields.get("status") == "completed":
         spent = b["max_tokens"] is not None and (b["tokens_used"] or 0) >= b["max_tokens"]
         b["stopped_by"] = "max_tokens" if spent else "max_steps"
@@ -115,18 +124,37 @@ def run(cfg: DictConfig) -> dict:
     sampler = build_sampler(cfg, tok, formatter, model)
     for p in task.problems("val")[:1] + task.problems("train")[:1]:
         sampler.encode_prompts(task, [p])  # fail now, with one line, if prompts do not fit the context
-    need = max(len(tok(p.solution, add_special_tokens=False)["input_ids"]) + 1 for p in task.problems("train")[:200])
+    need = max(
+        len(tok(p.solution, add_special_tokens=False)["input_ids"]) + 1 for p in task.problems("train")[:200]
+    )
     if need > sampler.gen.max_new_tokens:  # e.g. task=code needs ~112: cut-off completions never pass
-        log.warning("%s reference solutions take up to %d tokens but sampler.max_new_tokens=%d: completions "
-                    "will be cut off (raise sampler.max_new_tokens)", task.name, need, sampler.gen.max_new_tokens)
-    reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final,
-                    cfg.reward.noise, seed=cfg.seed)
+        log.warning(
+            "%s reference solutions take up to %d tokens but sampler.max_new_tokens=%d: completions "
+            "will be cut off (raise sampler.max_new_tokens)",
+            task.name,
+            need,
+            sampler.gen.max_new_tokens,
+        )
+    reward = Reward(
+        OmegaConf.to_container(cfg.reward.weights),
+        cfg.reward.process,
+        cfg.reward.wrong_final,
+        cfg.reward.noise,
+        seed=cfg.seed,
+    )
     schedule = build_schedule(cfg)
     if cfg.loss.positive_lambda > 0 and not cfg.loss.use_reference:
-        raise ConfigError("loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)")
+        raise ConfigError(
+            "loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)"
+        )
     opt_state = init_optimizer_state(cfg.init_from) if cfg.init_from and cfg.get("init_optimizer") else None
     module = PairwiseRLModule(
-        model, tok, task, sampler, reward, schedule,
+        model,
+        tok,
+        task,
+        sampler,
+        reward,
+        schedule,
         PairwiseLoss(cfg.loss.beta, cfg.loss.form, cfg.loss.positive_lambda),
         hydra.utils.instantiate(cfg.optim),
         use_reference=cfg.loss.use_reference,
@@ -140,16 +168,30 @@ def run(cfg: DictConfig) -> dict:
     group = Path(HydraConfig.get().sweep.dir).name if is_multirun else None
     name = f"{cfg.method}-{run_dir.name}"
     ev = cfg.callbacks.eval
-    eval_cb = EvalCallback(split=ev.split, every_n_steps=ev.every_n_steps, max_problems=ev.max_problems,
-                           at_start=ev.at_start, max_new_tokens=ev.get("max_new_tokens"),
-                           extra_tasks=load_tasks(ev.get("extra_tasks") or []))
-    ckpt_cb = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
-                              every_n_train_steps=cfg.callbacks.checkpoint.every_n_train_steps)
+    eval_cb = EvalCallback(
+        split=ev.split,
+        every_n_steps=ev.every_n_steps,
+        max_problems=ev.max_problems,
+        at_start=ev.at_start,
+        max_new_tokens=ev.get("max_new_tokens"),
+        extra_tasks=load_tasks(ev.get("extra_tasks") or []),
+    )
+    ckpt_cb = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        save_last=True,
+        save_top_k=0,
+        every_n_train_steps=cfg.callbacks.checkpoint.every_n_train_steps,
+    )
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=build_loggers(cfg, run_dir, name, group),
-        callbacks=[eval_cb, ckpt_cb, TQDMProgressBar(refresh_rate=1), PairStatsRecorder(),
-                   PairTableCallback(**cfg.callbacks.pair_table)],
+        callbacks=[
+            eval_cb,
+            ckpt_cb,
+            TQDMProgressBar(refresh_rate=1),
+            PairStatsRecorder(),
+            PairTableCallback(**cfg.callbacks.pair_table),
+        ],
         default_root_dir=str(run_dir),
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
@@ -162,7 +204,8 @@ def run(cfg: DictConfig) -> dict:
     tok.save_pretrained(final_dir)
     metrics = dict(getattr(module, "final_metrics", {}))
     summary_path = write_summary(
-        run_dir, cfg,
+        run_dir,
+        cfg,
         task_name=task.name,
         status="completed",
         error=None,
@@ -178,10 +221,10 @@ def run(cfg: DictConfig) -> dict:
         final_model=str(final_dir),
         checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),
     )
-    print_outcome(run_dir, final_dir, summary_path, metrics)
     summary = json.loads(summary_path.read_text())
     publish_summary(trainer.loggers, summary)
     finish_wandb()  # the next run in this process (a sweep job, a test) must not log into this one
+    print_outcome(run_dir, final_dir, summary_path, metrics)  # last, so it is what a user sees
     return summary
 
 
@@ -200,9 +243,19 @@ def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
     final_dir = run_dir / "final_model"
     model.save_pretrained(final_dir)
     tok.save_pretrained(final_dir)
-    path = write_summary(run_dir, cfg, task_name=task.name, status="completed", error=None, metrics=metrics,
-                         pair_stats={}, tokens_generated=0, wall_time_s=time.time() - t0, steps=sft.steps,
-                         final_model=str(final_dir))
+    path = write_summary(
+        run_dir,
+        cfg,
+        task_name=task.name,
+        status="completed",
+        error=None,
+        metrics=metrics,
+        pair_stats={},
+        tokens_generated=0,
+        wall_time_s=time.time() - t0,
+        steps=sft.steps,
+        final_model=str(final_dir),
+    )
     print_outcome(run_dir, final_dir, path, metrics)
     return json.loads(path.read_text())
 

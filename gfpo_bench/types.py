@@ -155,12 +155,20 @@ def concat_rollouts(parts: list[Rollouts], pad_id: int) -> Rollouts:
 def select_rewards(r: RewardOutput, keep: list[int]) -> RewardOutput:
     idx = torch.as_tensor(keep, dtype=torch.long)
     return RewardOutput(
-        r.final[idx], r.process[idx], r.format[idx], r.total[idx], r.correct[idx], [r.step_scores[i] for i in keep]
+        r.final[idx],
+        r.process[idx],
+        r.format[idx],
+        r.total[idx],
+        r.correct[idx],
+        [r.step_scores[i] for i in keep],
     )
 
 
 def concat_rewards(parts: list[RewardOutput]) -> RewardOutput:
     return RewardOutput(
-        *(torch.cat([getattr(p, f) for p in parts]) for f in ("final", "process", "format", "total", "correct")),
+        *(
+            torch.cat([getattr(p, f) for p in parts])
+            for f in ("final", "process", "format", "total", "correct")
+        ),
         [s for p in parts for s in p.step_scores],
     )

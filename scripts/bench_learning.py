@@ -23,9 +23,15 @@ def run_one(out: Path, strategy: str, seed: int, args) -> dict:
     run_dir = out / f"{strategy}-s{seed}"
     cmd = [
         str(Path(sys.executable).with_name("gfpo-bench")),
-        f"pairing={strategy}", f"seed={seed}", f"trainer.max_steps={args.steps}",
-        "logger=csv", f"callbacks.eval.every_n_steps={args.eval_every}", "callbacks.eval.max_problems=200",
-        "resume=never", f"hydra.run.dir={run_dir}", *args.extra,
+        f"pairing={strategy}",
+        f"seed={seed}",
+        f"trainer.max_steps={args.steps}",
+        "logger=csv",
+        f"callbacks.eval.every_n_steps={args.eval_every}",
+        "callbacks.eval.max_problems=200",
+        "resume=never",
+        f"hydra.run.dir={run_dir}",
+        *args.extra,
     ]
     if args.minutes:
         cmd.append(f"+trainer.max_time=00:00:{int(args.minutes):02d}:00")

@@ -23,8 +23,13 @@ def problem(question_nums: list[int], ops: list[str]):
         steps.append(f"{acc}{op}{x}={res}")
         acc = res
     q = TASK._question(question_nums, ops)
-    return Problem(uid=q, question=q, answer=str(acc), solution=render_completion(steps, str(acc)),
-                   meta={"nums": question_nums, "ops": ops})
+    return Problem(
+        uid=q,
+        question=q,
+        answer=str(acc),
+        solution=render_completion(steps, str(acc)),
+        meta={"nums": question_nums, "ops": ops},
+    )
 
 
 def rollouts(groups: list[tuple]):

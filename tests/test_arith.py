@@ -41,7 +41,11 @@ def test_verifier_pins_the_wrong_step():
     steps = parse_completion(p.solution).steps
     a, rest = steps[1].split("=")
     bad = steps[:1] + [f"{a}={int(rest) + 1}"] + steps[2:]
-    assert t.verify_steps(p, bad) == [1, -1, 1]  # only the slip is wrong; step 3 is checked from the true value
+    assert t.verify_steps(p, bad) == [
+        1,
+        -1,
+        1,
+    ]  # only the slip is wrong; step 3 is checked from the true value
     wrong, op, x = int(rest) + 1, p.meta["ops"][2], p.meta["nums"][3]
     carried = bad[:2] + [f"{wrong}{op}{x}={wrong + x if op == '+' else wrong - x}"]
     assert t.verify_steps(p, carried)[2] == -1  # carrying the wrong value on is wrong too

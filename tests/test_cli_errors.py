@@ -15,14 +15,20 @@ def gfpo_bench(tmp_path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
         [sys.executable, "-m", "gfpo_bench.cli", *BASE, f"hydra.run.dir={tmp_path}/run", *overrides],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        (["pairing.name=nope"], "unknown pairing strategy 'nope'; valid: dapo, gfpo, random, srpo, top2, vapo"),
+        (
+            ["pairing.name=nope"],
+            "unknown pairing strategy 'nope'; valid: dapo, gfpo, random, srpo, top2, vapo",
+        ),
         (["model.name_or_path=/does/not/exist"], "model path not found: /does/not/exist"),
         (["task.n_train=0"], "arith/train: no problems"),
         (["sampler.max_new_tokens=5000"], "exceeds the model's context"),

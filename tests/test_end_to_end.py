@@ -40,9 +40,17 @@ def test_every_strategy_trains(strategy, run_cfg, model_cache):
     rows = _csv_rows(run_dir)
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
-    for key in ("train/pairs", "train/pairable_groups", "train/tokens_generated", "train/prefix_frac",
-                "train/reward/final", "train/reward/process", "train/reward/format", "train/reward/total",
-                "val/math/accuracy"):
+    for key in (
+        "train/pairs",
+        "train/pairable_groups",
+        "train/tokens_generated",
+        "train/prefix_frac",
+        "train/reward/final",
+        "train/reward/process",
+        "train/reward/format",
+        "train/reward/total",
+        "val/math/accuracy",
+    ):
         assert any(r.get(key) for r in rows), f"{key} never logged"
     tokens = [float(r["train/tokens_generated"]) for r in rows if r.get("train/tokens_generated")]
     assert tokens == sorted(tokens) and tokens[-1] == summary["tokens_generated"] > 0  # cumulative

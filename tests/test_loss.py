@@ -15,7 +15,9 @@ from tests.helpers import comp, problem, rollouts
 
 def _pairs(better, worse, diverge, sft=()):
     t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return Pairs(t(better), t(worse), t(diverge), t([0] * len(better)), torch.zeros(len(better)), t(list(sft)))
+    return Pairs(
+        t(better), t(worse), t(diverge), t([0] * len(better)), torch.zeros(len(better)), t(list(sft))
+    )
 
 
 def test_hand_computed_value_sum_form():
@@ -58,7 +60,9 @@ def test_shared_prefix_gets_zero_gradient_through_the_real_pipeline():
         PairwiseLoss(beta=0.1, form=form)(logp, None, r.completion_mask, pairs).loss.backward()
         d = int(pairs.diverge[0])
         assert torch.all(logp.grad[:, :d] == 0), f"{form}: prefix got gradient"
-        assert torch.all(logp.grad[0, d : int(r.attention_mask[0].sum())] != 0), f"{form}: divergent step got none"
+        assert torch.all(logp.grad[0, d : int(r.attention_mask[0].sum())] != 0), (
+            f"{form}: divergent step got none"
+        )
 
 
 def test_each_unique_sequence_is_scored_once_per_step(monkeypatch):
@@ -76,7 +80,16 @@ def test_each_unique_sequence_is_scored_once_per_step(monkeypatch):
     model = build_tiny_model(len(TOK), 32, 1, 2, 128, 0)
     calls = []
     model.register_forward_hook(lambda m, args, kw_out: calls.append(1))
-    module = PairwiseRLModule(model, TOK, None, None, None, PairingSchedule.single(build_pairing("dapo"), "dapo"),
-                              PairwiseLoss(), None, use_reference=False)
+    module = PairwiseRLModule(
+        model,
+        TOK,
+        None,
+        None,
+        None,
+        PairingSchedule.single(build_pairing("dapo"), "dapo"),
+        PairwiseLoss(),
+        None,
+        use_reference=False,
+    )
     out = module.pair_loss(r, pairs, sft_coef=0.1)
     assert len(calls) == 1 and torch.isfinite(out.loss)

@@ -47,8 +47,12 @@ def test_sft_warm_start_is_cached_and_reloadable(model_cache):
     from gfpo_bench.tasks.arith import ArithTask
 
     task = ArithTask()
-    a = ensure_tiny(task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t")
+    a = ensure_tiny(
+        task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t"
+    )
     mtime = (a / "model.safetensors").stat().st_mtime
-    b = ensure_tiny(task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t")
+    b = ensure_tiny(
+        task, str(model_cache), hidden=32, layers=1, heads=2, sft=SFTConfig(steps=3), task_key="t"
+    )
     assert a == b and (b / "model.safetensors").stat().st_mtime == mtime  # second call: no retraining
     load_model_and_tokenizer(str(b))

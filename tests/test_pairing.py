@@ -14,7 +14,9 @@ from tests.helpers import comp, problem, rollouts
 P = problem([3, 4, 2], ["+", "-"])  # 3+4=7, 7-2=5
 RIGHT = comp("3+4=7", "7-2=5", answer="5")  # R = 1 + 0.5*1 + 0.2 = 1.7
 WRONG_LAST = comp("3+4=7", "7-2=6", answer="6")  # R = 0 + 0.5*(1-1)/2 + 0.2 = 0.2
-WRONG_FIRST = comp("3+4=8", "8-2=6", answer="6")  # step 1 wrong, step 2 uses wrong acc: R = 0 - 0.5 + 0.2 = -0.3
+WRONG_FIRST = comp(
+    "3+4=8", "8-2=6", answer="6"
+)  # step 1 wrong, step 2 uses wrong acc: R = 0 - 0.5 + 0.2 = -0.3
 NO_FORMAT = "<answer>5</answer>"  # right answer, no reasoning: R = 1 + 0 + 0 = 1.0
 
 
@@ -65,11 +67,15 @@ def test_dapo_takes_all_informative_pairs_drops_flat_groups_and_adds_sft_targets
 
 def test_gfpo_keeps_only_long_shared_prefixes():
     # RIGHT vs WRONG_LAST share "<think>\n3+4=7\n7-2=" (12 tokens); RIGHT vs WRONG_FIRST share 6.
-    r, _, pairs, p = pairs_of("gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=8, min_prefix_frac=0.2)
+    r, _, pairs, p = pairs_of(
+        "gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=8, min_prefix_frac=0.2
+    )
     assert pairs == [(0, 1)]
     assert int(p.diverge[0] - r.prompt_len[0]) == 12
     assert int(p.diverge_step[0]) == 1  # they split in the second step
-    _, _, loose, _ = pairs_of("gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=4, min_prefix_frac=0.0)
+    _, _, loose, _ = pairs_of(
+        "gfpo", [RIGHT, WRONG_LAST, WRONG_FIRST], min_prefix_tokens=4, min_prefix_frac=0.0
+    )
     assert (0, 2) in loose
 
 
@@ -78,5 +84,7 @@ def test_registry_rejects_duplicates_and_lists_valid_names():
     reg.register("a")(object)
     with pytest.raises(ConfigError, match="already registered"):
         reg.register("a")(object)
-    with pytest.raises(ConfigError, match="unknown pairing strategy 'x'; valid: dapo, gfpo, random, srpo, top2, vapo"):
+    with pytest.raises(
+        ConfigError, match="unknown pairing strategy 'x'; valid: dapo, gfpo, random, srpo, top2, vapo"
+    ):
         PAIRINGS.get("x")

@@ -19,7 +19,9 @@ def test_components_are_computed_and_weighted():
     assert out.format.tolist() == [1.0, 1.0]
     assert out.total.tolist() == [2.0 + 1.0 + 0.5, 0.0 - 1.0 + 0.5]
     assert out.step_scores == [[1, 1], [-1, -1]]
-    assert set(out.metrics()) == {f"train/reward/{k}" for k in ("final", "process", "format", "total", "correct")}
+    assert set(out.metrics()) == {
+        f"train/reward/{k}" for k in ("final", "process", "format", "total", "correct")
+    }
 
 
 def test_wrong_final_switch_gives_minus_one():
@@ -30,7 +32,12 @@ def test_wrong_final_switch_gives_minus_one():
 
 
 def test_majority_process_reward_marks_the_majority_answer_cluster():
-    texts = [comp("3+4=7", "7-2=5", answer="5"), comp("3+4=7", "7-2=5", answer="5"), comp("x", answer="9"), "junk"]
+    texts = [
+        comp("3+4=7", "7-2=5", answer="5"),
+        comp("3+4=7", "7-2=5", answer="5"),
+        comp("x", answer="9"),
+        "junk",
+    ]
     r, _ = rollouts([(P, texts)])
     out = Reward(process="majority")(TASK, r)
     assert out.process.tolist() == [1.0, 1.0, 0.0, 0.0]

@@ -6,9 +6,8 @@ here exactly like `Qwen/Qwen2.5-0.5B-Instruct`. Failures become one clear line (
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import torch
 from transformers import (

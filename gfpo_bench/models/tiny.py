@@ -55,7 +55,9 @@ def ensure_tiny(
 ) -> Path:
     """Path of a saved, SFT-warm-started tiny model for `task`; trained now if not cached."""
     sft = sft or SFTConfig()
-    spec = dict(hidden=hidden, layers=layers, heads=heads, max_len=max_len, seed=seed, sft=vars(sft), task=task_key)
+    spec = dict(
+        hidden=hidden, layers=layers, heads=heads, max_len=max_len, seed=seed, sft=vars(sft), task=task_key
+    )
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir).expanduser() / f"tiny-{task.name}-{key}"
     if (out / "config.json").exists():

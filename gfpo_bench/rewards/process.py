@@ -21,12 +21,16 @@ PROCESS_REWARDS: Registry = Registry("process reward")
 
 
 @PROCESS_REWARDS.register("verifier")
-def verifier_process(rollouts: Rollouts, parsed: list[ParsedCompletion], step_scores: list[list[int]]) -> Tensor:
+def verifier_process(
+    rollouts: Rollouts, parsed: list[ParsedCompletion], step_scores: list[list[int]]
+) -> Tensor:
     return torch.tensor([sum(s) / len(s) if s else 0.0 for s in step_scores])  # [N]
 
 
 @PROCESS_REWARDS.register("majority")
-def majority_process(rollouts: Rollouts, parsed: list[ParsedCompletion], step_scores: list[list[int]]) -> Tensor:
+def majority_process(
+    rollouts: Rollouts, parsed: list[ParsedCompletion], step_scores: list[list[int]]
+) -> Tensor:
     out = torch.zeros(rollouts.n)
     for idx in rollouts.group_indices():
         answers = [parsed[i].answer for i in idx]

@@ -34,7 +34,9 @@ class PromptTooLongError(ValueError):
 
 
 class Sampler(ABC):
-    def __init__(self, tokenizer, formatter: PromptFormatter, gen: GenerationConfig, max_context: int) -> None:
+    def __init__(
+        self, tokenizer, formatter: PromptFormatter, gen: GenerationConfig, max_context: int
+    ) -> None:
         self.tok, self.formatter, self.gen, self.max_context = tokenizer, formatter, gen, max_context
 
     def encode_prompts(self, task, problems: list[Problem]) -> list[list[int]]:
@@ -99,8 +101,9 @@ def make_rollouts(
     )
 
 
-def rollouts_from_texts(tokenizer, formatter: PromptFormatter, task, problems: list[Problem],
-                        texts: list[list[str]]) -> Rollouts:
+def rollouts_from_texts(
+    tokenizer, formatter: PromptFormatter, task, problems: list[Problem], texts: list[list[str]]
+) -> Rollouts:
     """Rollouts from given completion texts (texts[g] = the paths of problems[g]); for tests and
     for scoring policies that return text (the reference policy)."""
     group, prompts, comps = [], [], []

@@ -12,15 +12,27 @@ from gfpo_bench.sampling.base import SAMPLERS, Sampler, cut_at_eos, make_rollout
 from gfpo_bench.types import Problem, Rollouts
 
 
-def generate(model, tokenizer, prompt_ids: list[list[int]], n: int, temperature: float, top_p: float,
-             max_new_tokens: int, greedy: bool = False) -> list[list[int]]:
+def generate(
+    model,
+    tokenizer,
+    prompt_ids: list[list[int]],
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    greedy: bool = False,
+) -> list[list[int]]:
     """n completions per prompt (ids cut after eos), in prompt-major order. Left-padded batch."""
     width = max(len(p) for p in prompt_ids)
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids], device=device)
     attn = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids], device=device)
-    kwargs = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    kwargs = (
+        dict(do_sample=False)
+        if greedy
+        else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    )
     out = model.generate(
         input_ids=input_ids,
         attention_mask=attn,
@@ -40,7 +52,9 @@ class IndependentSampler(Sampler):
     def sample(self, model, task, problems: list[Problem]) -> Rollouts:
         prompts = self.encode_prompts(task, problems)
         k = self.gen.k
-        comps = generate(model, self.tok, prompts, k, self.gen.temperature, self.gen.top_p, self.gen.max_new_tokens)
+        comps = generate(
+            model, self.tok, prompts, k, self.gen.temperature, self.gen.top_p, self.gen.max_new_tokens
+        )
         group = [g for g in range(len(problems)) for _ in range(k)]
         return make_rollouts(
             self.tok, problems, group, [prompts[g] for g in group], comps, sum(len(c) for c in comps)

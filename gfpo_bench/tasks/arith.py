@@ -46,7 +46,9 @@ class ArithTask(Task):
         n_test: int = 500,
     ) -> None:
         if not 2 <= min_operands <= max_operands:
-            raise ValueError(f"arith: need 2 <= min_operands <= max_operands, got {min_operands}, {max_operands}")
+            raise ValueError(
+                f"arith: need 2 <= min_operands <= max_operands, got {min_operands}, {max_operands}"
+            )
         if digits < 1 or not ops or set(ops) - set(_OPS):
             raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
         self.seed, self.digits, self.ops = seed, digits, ops
