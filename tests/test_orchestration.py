@@ -7,6 +7,7 @@ Sweeps run the installed `gfpo-bench` in a subprocess (as a user would); single 
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -246,7 +247,10 @@ def test_init_from_warm_starts_from_the_given_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(
         PairwiseRLModule,
         "on_train_start",
-        lambda self: started.append((weights(self.model), self.trainer.optimizers[0].state_dict())),
+        # deep copies: the optimizer's state tensors are updated in place by the steps that follow
+        lambda self: started.append(
+            (weights(self.model), copy.deepcopy(self.trainer.optimizers[0].state_dict()))
+        ),
     )
 
     # 1. a run dir (here a stage=sft run): its final_model/
