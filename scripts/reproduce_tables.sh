@@ -157,7 +157,12 @@ if t2:
         p = welch(t, rec, alt)
         lead = t.loc[rec, f"{ACC}:mean"] - t.loc[alt, f"{ACC}:mean"]
         noise = "cannot tell" if math.isnan(p) else ("significant" if p < 0.05 else "within noise")
-        verdict = ("held" if lead > 0 else "tie" if lead == 0 else "did not hold") + f" ({noise})"
+        # a recommendation holds only when the lead is real; a lead inside the noise shows nothing either way
+        if noise == "significant":
+            verdict = "held (significant)" if lead > 0 else "did not hold (significant)"
+        else:
+            side = "ahead" if lead > 0 else "level" if lead == 0 else "behind"
+            verdict = f"not shown: {side}, {noise}"
         lines.append(f"| {situation} | {budget(row):,} | {start_acc(row):.3f} | {rec} | {acc(t, rec)} | {alt} | "
                      f"{acc(t, alt)} | {'n/a' if math.isnan(p) else f'{p:.2g}'} | {verdict} |")
     lines.append("")

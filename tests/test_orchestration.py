@@ -71,10 +71,7 @@ def test_joblib_sweep_compares_into_a_table_that_matches_its_summaries(tmp_path)
     done = [s for s in runs if s["status"] == "completed"]
     failed = [s for s in runs if s["status"] == "failed"]
     assert sorted((s["method"], s["seed"]) for s in done) == [
-        ("gfpo", 0),
-        ("gfpo", 1),
-        ("srpo", 0),
-        ("srpo", 1),
+        (m, s) for m in ("gfpo", "srpo") for s in (0, 1)
     ]
     assert len(failed) == 4 and all("reward.noise" in s["error"] for s in failed), (
         "failures must not stop the sweep"
@@ -95,10 +92,12 @@ def test_joblib_sweep_compares_into_a_table_that_matches_its_summaries(tmp_path)
         )
         assert f"| {method} | {row[f'{ACC}:mean']:.3f} ± " in report
 
-    # The same command again finishes the sweep: completed jobs are skipped, never overwritten.
+    # The same sweep again (here with its values reordered, which renumbers the jobs) finishes it:
+    # completed jobs keep their dirs and are skipped, never overwritten.
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*noise=0.0*/summary.json")}
-    gfpo_bench(*args)
+    gfpo_bench(*[a.replace("pairing=srpo,gfpo", "pairing=gfpo,srpo") for a in args])
     assert before == {p: p.stat().st_mtime_ns for p in before}
+    assert len(summaries(sweep)) == 8, "a job of the re-run landed in a new dir"
     assert all("already completed: skipped" in (p.parent / "cli.log").read_text() for p in before)
 
 
