@@ -199,9 +199,7 @@ def run(cfg: DictConfig) -> dict:
     # last.ckpt = the final state (weights and optimizer), for init_from=<this run> init_optimizer=true
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
-    final_dir = run_dir / "final_model"
-    module.model.save_pretrained(final_dir)
-    tok.save_pretrained(final_dir)
+    final_dir = save_final_model(module.model, tok, run_dir)
     metrics = dict(getattr(module, "final_metrics", {}))
     summary_path = write_summary(
         run_dir,
@@ -228,6 +226,14 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
+def save_final_model(model, tok, run_dir: Path) -> Path:
+    """<run dir>/final_model: a save_pretrained directory, loadable by init_from and gfpo-bench-eval."""
+    final_dir = run_dir / "final_model"
+    model.save_pretrained(final_dir)
+    tok.save_pretrained(final_dir)
+    return final_dir
+
+
 def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
     """stage=sft: supervised training on reference solutions; its final_model/ can be `init_from`."""
     from gfpo_bench.eval.evaluate import evaluate_policy
@@ -240,9 +246,7 @@ def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
     policy = ModelPolicy(model, tok, task, formatter, cfg.sampler.max_new_tokens)
     metrics = evaluate_policy(policy, task, task.problems("val")[: cfg.callbacks.eval.max_problems]).metrics
     metrics["train/sft_loss"] = losses[-1] if losses else float("nan")
-    final_dir = run_dir / "final_model"
-    model.save_pretrained(final_dir)
-    tok.save_pretrained(final_dir)
+    final_dir = save_final_model(model, tok, run_dir)
     path = write_summary(
         run_dir,
         cfg,
