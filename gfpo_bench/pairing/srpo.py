@@ -15,7 +15,8 @@ from gfpo_bench.types import RewardOutput, Rollouts
 @PAIRINGS.register("srpo")
 class SRPOPairing(PairingStrategy):
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
-        ok = rewards.correct.tolist()
+        # the observed final reward (noised when reward.noise > 0), not the hidden raw correctness
+        ok = (rewards.final > 0.5).tolist()
         out = []
         for idx in rollouts.group_indices():
             right, wrong = [i for i in idx if ok[i]], [i for i in idx if not ok[i]]
