@@ -57,6 +57,7 @@ def summarise_pairs(history: list[dict]) -> dict[str, float]:
     keys = {
         "train/pairs": "pairs_per_step",
         "train/pairable_group_rate": "pairable_group_rate",
+        "train/reward/correct": "sampled_train_accuracy",
         "train/reward_gap": "reward_gap",
         "train/prefix_frac": "prefix_frac",
         "train/diverge_is_first_wrong": "diverge_is_first_wrong",
@@ -175,6 +176,7 @@ def run(cfg: DictConfig) -> dict:
         at_start=ev.at_start,
         max_new_tokens=ev.get("max_new_tokens"),
         extra_tasks=load_tasks(ev.get("extra_tasks") or []),
+        sampled_n=ev.get("sampled_n", 4),
     )
     ckpt_cb = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
@@ -214,6 +216,7 @@ def run(cfg: DictConfig) -> dict:
         steps=trainer.global_step,
         skipped_batches=module.skipped_batches,
         nonfinite_steps=module.nonfinite_steps,
+        warm_start=warm_start_metrics(cfg, eval_cb.history),
         eval_history=eval_cb.history,
         schedule_switches=schedule.switches,
         final_model=str(final_dir),
@@ -224,6 +227,17 @@ def run(cfg: DictConfig) -> dict:
     finish_wandb()  # the next run in this process (a sweep job, a test) must not log into this one
     print_outcome(run_dir, final_dir, summary_path, metrics)  # last, so it is what a user sees
     return summary
+
+
+def warm_start_metrics(cfg: DictConfig, history: list[dict]) -> dict:
+    """What the run started from: its step-0 evaluation (greedy and sampled accuracy) and, for the
+    embedded model, the SFT steps of its warm start. A resumed run keeps its first evaluation."""
+    out: dict = {"sft_steps": cfg.model.sft.steps if cfg.model.get("sft") and not cfg.model.get("name_or_path") else None}
+    if cfg.init_from:
+        out["init_from"] = str(cfg.init_from)
+    first = history[0] if history and history[0].get("step") == 0 else {}
+    out.update({k: v for k, v in first.items() if k.startswith("val/") and k != "val/tokens_generated"})
+    return out
 
 
 def save_final_model(model, tok, run_dir: Path) -> Path:

@@ -1,100 +1,162 @@
 #!/usr/bin/env python
-# python scripts/bench_learning.py                       # every strategy, 1 seed, 150 steps each
-# python scripts/bench_learning.py --strategies srpo,gfpo --seeds 0,1,2 --steps 300 --extra sampler=branch
-"""Does RL really teach the embedded default? Warm-start vs after-RL greedy val accuracy, per strategy.
+# python scripts/bench_learning.py                          # every strategy x seeds 0,1,2 at one token budget
+# python scripts/bench_learning.py --mode sensitivity       # optim.lr x loss.positive_lambda, default strategy
+# python scripts/bench_learning.py --strategies srpo,gfpo --seeds 0,1 --budget 100000 --extra loss.beta=0.2
+"""Does RL really teach the embedded default, and which strategy teaches most per generated token?
 
-Each run is the real CLI (`gfpo-bench pairing=X seed=S ...`) in its own process, one after another on
-this machine, so wall times are comparable. Prints a markdown table (medians over seeds) and writes
-results.json + table.md into --out.
+Every run is the real CLI, launched as Hydra multirun sweeps (`gfpo-bench -m ... hydra/launcher=joblib`,
+two jobs in parallel, one CPU thread each) into one sweep dir, then read back with the compare tool
+(`gfpo-bench-compare`: mean +- 95% CI over seeds, learning-curve PNGs vs generated tokens). There is
+no private training loop here. Re-running the same command skips finished jobs.
+
+Prints, for the default config: the warm start's greedy and sampled accuracy (at the training
+temperature) and the share of groups with a reward spread; then each strategy's greedy and sampled
+accuracy after RL and its gain over the warm start (mean +- 95% CI over seeds, on every held-out
+problem of the val split), pairs per step, tokens and wall time. Writes table.md and results.json to
+--out, and the compare tool's table and curves to --out/<mode>/comparison/.
+
+`--mode sensitivity` sweeps optim.lr x loss.positive_lambda (override with --grid) for the default
+strategy and prints the gain of each cell.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pandas as pd
 
-def run_one(out: Path, strategy: str, seed: int, args) -> dict:
-    run_dir = out / f"{strategy}-s{seed}"
+from gfpo_bench.compare.collect import collect_runs, completed_runs
+from gfpo_bench.compare.stats import ci95_halfwidth
+
+ACC, SAMPLED = "val/math/accuracy", "val/math/sampled_accuracy"
+# gfpo is run with the sampler it is designed for (branching makes its shared-prefix pairs)
+STRATEGY_SWEEPS = {"gfpo": ["pairing=gfpo", "sampler=branch"]}
+
+
+def gfpo_bench() -> str:
+    return str(Path(sys.executable).with_name("gfpo-bench"))
+
+
+def sweep(sweep_dir: Path, overrides: list[str], args) -> None:
+    """One Hydra multirun (joblib launcher) into `sweep_dir`; finished jobs are skipped on a re-run."""
     cmd = [
-        str(Path(sys.executable).with_name("gfpo-bench")),
-        f"pairing={strategy}",
-        f"seed={seed}",
-        f"trainer.max_steps={args.steps}",
-        "logger=csv",
+        gfpo_bench(),
+        "-m",
+        *overrides,
+        f"seed={args.seeds}",
+        f"budget.max_tokens={args.budget}",
+        f"trainer.max_steps={args.max_steps}",
         f"callbacks.eval.every_n_steps={args.eval_every}",
-        "callbacks.eval.max_problems=200",
-        "resume=never",
-        f"hydra.run.dir={run_dir}",
+        "callbacks.checkpoint.every_n_train_steps=1000000",
+        "logger=csv",
+        "hydra/launcher=joblib",
+        f"hydra.launcher.n_jobs={args.jobs}",
+        f"hydra.sweep.dir={sweep_dir}",
         *args.extra,
     ]
-    if args.minutes:
-        cmd.append(f"+trainer.max_time=00:00:{int(args.minutes):02d}:00")
-    t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"  {strategy} seed {seed} FAILED:\n{proc.stderr[-1500:]}", file=sys.stderr)
-        return {"strategy": strategy, "seed": seed, "status": "failed"}
-    s = json.loads((run_dir / "summary.json").read_text())
-    hist = s.get("eval_history", [])
-    return {
-        "strategy": strategy,
-        "seed": seed,
-        "status": s["status"],
-        "warm_start_acc": hist[0]["val/math/accuracy"] if hist else None,
-        "final_acc": s["metrics"].get("val/math/accuracy"),
-        "best_acc": max((h["val/math/accuracy"] for h in hist), default=None),
-        "steps": s["steps"],
-        "tokens": s["tokens_generated"],
-        "wall_s": time.time() - t0,
-        "train_s": s["wall_time_s"],
-        "curve": [(h["step"], h["val/math/accuracy"]) for h in hist],
-    }
+    print("$ " + " ".join(cmd[1:]).replace(str(sweep_dir), "<out>"), file=sys.stderr, flush=True)
+    # a sweep whose jobs all failed still exits 0 here (failed jobs are recorded in their summaries)
+    subprocess.run([cmd[0], *cmd[1:]], check=True, stdout=subprocess.DEVNULL)
+
+
+def build_warm_start(args) -> None:
+    """Build the cached warm start once, before parallel jobs ask for it."""
+    run_dir = Path(args.out) / ".warm_start"
+    cmd = [gfpo_bench(), "stage=sft", "trainer.max_steps=1", "callbacks.eval.max_problems=1", "logger=csv"]
+    subprocess.run([*cmd, f"hydra.run.dir={run_dir}", "resume=never", *args.extra], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def mean_ci(values) -> str:
+    v = pd.Series(values, dtype=float).dropna()
+    if v.empty:
+        return "n/a"
+    ci = ci95_halfwidth(v.to_numpy()) if len(v) > 1 else float("nan")
+    return f"{100 * v.mean():.1f} ± {100 * ci:.1f}"
+
+
+def load(sweep_dir: Path) -> pd.DataFrame:
+    """Completed runs with their warm-start numbers (from summary.json) as columns."""
+    df = completed_runs(collect_runs(sweep_dir)).copy()
+    warm = [json.loads((Path(d) / "summary.json").read_text()).get("warm_start", {}) for d in df["run_dir"]]
+    for key in (ACC, SAMPLED):
+        df[f"warm:{key}"] = [w.get(key) for w in warm]
+    return df
+
+
+def strategy_table(df: pd.DataFrame, by: list[str]) -> str:
+    lines = [
+        f"| {' | '.join(by)} | seeds | greedy acc after RL (%) | gain (pts) | sampled acc (%) | sampled gain (pts) "
+        "| mixed groups | pairs / step | tokens | wall (s) |",
+        "|" + "---|" * len(by) + "---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, g in df.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        gain = g[ACC] - g[f"warm:{ACC}"]
+        sgain = g[SAMPLED] - g[f"warm:{SAMPLED}"]
+        lines.append(
+            f"| {' | '.join(map(str, key))} | {len(g)} | {mean_ci(g[ACC])} | {mean_ci(gain)} "
+            f"| {mean_ci(g[SAMPLED])} | {mean_ci(sgain)} | {g['pair/pairable_group_rate'].mean():.2f} "
+            f"| {g['pair/pairs_per_step'].mean():.1f} | {g['tokens_generated'].mean():,.0f} "
+            f"| {g['wall_time_s'].mean():.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def warm_start_line(df: pd.DataFrame) -> str:
+    ws = df.iloc[0]
+    n = int(df.iloc[0].get("config.task.n_val", 0) or 0)
+    return (
+        f"warm start ({n} val problems): greedy {100 * ws[f'warm:{ACC}']:.1f}%, "
+        f"sampled at T={ws['config.sampler.temperature']} {100 * ws[f'warm:{SAMPLED}']:.1f}%; "
+        f"mixed-group rate during RL {df['pair/pairable_group_rate'].mean():.2f}"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["strategies", "sensitivity"], default="strategies")
     ap.add_argument("--strategies", default="srpo,vapo,dapo,gfpo,top2,random")
-    ap.add_argument("--seeds", default="0")
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--minutes", type=float, default=0, help="also stop each run after this wall time")
-    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--grid", nargs="*", default=["optim.lr=1e-5,3e-5,1e-4", "loss.positive_lambda=0,50"],
+                    help="sensitivity mode: the swept overrides")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--budget", type=int, default=200_000, help="generated tokens per run (equal compute)")
+    ap.add_argument("--max-steps", type=int, default=2000, help="a cap; the token budget ends runs first")
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="artifacts/bench_learning")
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every run")
     args = ap.parse_args()
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    sweep_dir = out / args.mode
+    build_warm_start(args)
 
-    rows = []
-    for strategy in args.strategies.split(","):
-        for seed in map(int, args.seeds.split(",")):
-            print(f"running {strategy} seed {seed} ...", file=sys.stderr, flush=True)
-            rows.append(run_one(out, strategy, seed, args))
-            (out / "results.json").write_text(json.dumps(rows, indent=2))
+    if args.mode == "strategies":
+        names = args.strategies.split(",")
+        plain = [s for s in names if s not in STRATEGY_SWEEPS]
+        if plain:
+            sweep(sweep_dir, [f"pairing={','.join(plain)}"], args)
+        for s in names:
+            if s in STRATEGY_SWEEPS:
+                sweep(sweep_dir, STRATEGY_SWEEPS[s], args)
+        by = ["method"]
+    else:
+        sweep(sweep_dir, args.grid, args)
+        by = ["config." + g.split("=")[0] for g in args.grid]
 
-    med = lambda xs: statistics.median(xs) if xs else float("nan")  # noqa: E731
-    lines = [
-        "| strategy | seeds | warm start acc | acc after RL | gain (pts) | best acc | steps | tokens generated | wall time (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for strategy in args.strategies.split(","):
-        ok = [r for r in rows if r["strategy"] == strategy and r["status"] == "completed"]
-        if not ok:
-            lines.append(f"| {strategy} | 0 | failed | | | | | | |")
-            continue
-        w, f = med([r["warm_start_acc"] for r in ok]), med([r["final_acc"] for r in ok])
-        lines.append(
-            f"| {strategy} | {len(ok)} | {w:.3f} | {f:.3f} | {100 * (f - w):+.1f} | {med([r['best_acc'] for r in ok]):.3f} "
-            f"| {med([r['steps'] for r in ok]):.0f} | {med([r['tokens'] for r in ok]):,.0f} | {med([r['wall_s'] for r in ok]):.0f} |"
-        )
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + "\n")
-    print(table)
+    df = load(sweep_dir)
+    subprocess.run([str(Path(sys.executable).with_name("gfpo-bench-compare")), str(sweep_dir),
+                    "--metrics", f"{ACC},{SAMPLED}", "--by", ",".join(by)], check=True, stdout=subprocess.DEVNULL)
+    table = strategy_table(df, by)
+    text = f"{warm_start_line(df)}\n\n{table}\n"
+    (out / f"{args.mode}.md").write_text(text)
+    (out / f"{args.mode}.json").write_text(df.to_json(orient="records", indent=1))
+    print(text)
+    print(f"curves: {sweep_dir / 'comparison'}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -50,3 +50,29 @@ def test_verifier_pins_the_wrong_step():
     carried = bad[:2] + [f"{wrong}{op}{x}={wrong + x if op == '+' else wrong - x}"]
     assert t.verify_steps(p, carried)[2] == -1  # carrying the wrong value on is wrong too
     assert t.verify_steps(p, ["let me think"] + steps) == [0, 1, 1, 1]  # prose is uncheckable, not wrong
+
+
+def test_fallible_teacher_slips_only_in_training_solutions_and_never_in_answers():
+    clean, noisy = ArithTask(n_train=2000), ArithTask(n_train=2000, teacher_slip=0.6)
+    for split in ("train", "val", "test"):  # same problems, same true answers, whatever the teacher
+        assert [(p.question, p.answer) for p in clean.problems(split)] == [
+            (p.question, p.answer) for p in noisy.problems(split)
+        ]
+    for split in ("val", "test"):  # held-out references stay correct
+        assert [p.solution for p in noisy.problems(split)] == [p.solution for p in clean.problems(split)]
+    slipped = 0
+    for p in noisy.problems("train"):
+        steps = parse_completion(p.solution).steps
+        wrong = [i for i, s in enumerate(noisy.verify_steps(p, steps)) if s == -1]
+        if wrong:  # the first wrong step is a dropped carry: right ones digit, tens of the old value
+            lhs, shown = steps[wrong[0]].split("=")
+            true = eval(lhs)
+            assert int(shown) != true and int(shown) % 10 == true % 10 and min(true, int(shown)) >= 0
+            slipped += 1
+    rate = slipped / len(noisy.problems("train"))
+    assert 0.2 < rate < 0.4, rate  # ~41% of problems carry somewhere; the teacher slips at 60% per carry
+
+
+def test_teacher_slip_out_of_range_is_a_clear_error():
+    with pytest.raises(ValueError, match="teacher_slip"):
+        ArithTask(teacher_slip=1.5)

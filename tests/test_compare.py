@@ -229,3 +229,16 @@ def test_wandb_runs_are_mirrored_and_collected(tmp_path: Path) -> None:
         CompareInputError, match="cannot read W&B project 'me/missing': Could not find project"
     ):
         collect_wandb_runs("me/missing", tmp_path, api=api)
+
+
+def test_gain_over_the_warm_start_is_a_column_with_its_ci(tmp_path: Path) -> None:
+    root = tmp_path / "gain"
+    for seed, (start, end) in enumerate([(0.60, 0.80), (0.60, 0.84), (0.60, 0.82)]):
+        run = make_run(root, f"{seed}", "srpo", seed, end)
+        summary = json.loads((run / "summary.json").read_text())
+        summary["warm_start"] = {ACC: start, "sft_steps": 2000}
+        (run / "summary.json").write_text(json.dumps(summary))
+    df = collect_runs(root)
+    assert df[f"{ACC}_gain"].round(4).tolist() == [0.20, 0.24, 0.22]
+    table = summarize(df, [f"{ACC}_gain"])
+    assert table[f"{ACC}_gain:mean"].round(4).tolist() == [0.22]

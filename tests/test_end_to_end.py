@@ -50,6 +50,7 @@ def test_every_strategy_trains(strategy, run_cfg, model_cache):
         "train/reward/format",
         "train/reward/total",
         "val/math/accuracy",
+        "val/math/sampled_accuracy",
     ):
         assert any(r.get(key) for r in rows), f"{key} never logged"
     tokens = [float(r["train/tokens_generated"]) for r in rows if r.get("train/tokens_generated")]
@@ -58,6 +59,10 @@ def test_every_strategy_trains(strategy, run_cfg, model_cache):
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["metrics"]["val/math/accuracy"] == summary["metrics"]["val/math/accuracy"]
     assert on_disk["config"]["pairing"]["name"] == strategy
+    warm = on_disk["warm_start"]  # the step-0 evaluation, beside the final one
+    assert warm["sft_steps"] == cfg.model.sft.steps
+    assert warm["val/math/accuracy"] == on_disk["eval_history"][0]["val/math/accuracy"]
+    assert 0.0 <= warm["val/math/sampled_accuracy"] <= 1.0
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
 
 

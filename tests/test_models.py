@@ -56,3 +56,57 @@ def test_sft_warm_start_is_cached_and_reloadable(model_cache):
     )
     assert a == b and (b / "model.safetensors").stat().st_mtime == mtime  # second call: no retraining
     load_model_and_tokenizer(str(b))
+
+
+def _build_in_subprocess(cache: str, queue) -> None:
+    from gfpo_bench.models.sft import SFTConfig
+    from gfpo_bench.models.tiny import ensure_tiny
+    from gfpo_bench.tasks.arith import ArithTask
+
+    path = ensure_tiny(ArithTask(), cache, hidden=32, layers=1, heads=2, sft=SFTConfig(steps=40), task_key="race")
+    queue.put((str(path), (path / "model.safetensors").stat().st_mtime_ns))
+
+
+def test_two_processes_building_the_same_warm_start_do_not_race(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_build_in_subprocess, args=(str(tmp_path), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    a, b = queue.get(timeout=5), queue.get(timeout=5)
+    assert a == b  # same directory, written once: the second process waited and loaded it
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_warm_start_build_is_deterministic():
+    """Two SFT builds in one process give bit-identical weights (the warm start is part of the
+    experiment, so it must not depend on anything but its config)."""
+    import torch
+
+    from gfpo_bench.models.sft import SFTConfig, supervised_finetune
+    from gfpo_bench.models.tiny import build_tiny_model
+    from gfpo_bench.models.tokenizer import build_char_tokenizer
+    from gfpo_bench.tasks.arith import ArithTask
+
+    def build():
+        tok = build_char_tokenizer()
+        model = build_tiny_model(len(tok), 32, 1, 2, 256, seed=0)
+        supervised_finetune(model, tok, ArithTask(teacher_slip=0.6), SFTConfig(steps=15, batch_size=8), seed=0)
+        return model.state_dict()
+
+    a, b = build(), build()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_warm_start_cache_key_covers_the_task_generator_code():
+    from gfpo_bench.models.tiny import code_fingerprint
+    from gfpo_bench.tasks.arith import ArithTask
+    from gfpo_bench.tasks.code_synth import CodeSynthTask
+
+    assert code_fingerprint(ArithTask()) != code_fingerprint(CodeSynthTask(n_train=2, n_val=1, n_test=1))

@@ -9,7 +9,7 @@ import pytest
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.pairing import PAIRINGS, build_pairing
 from gfpo_bench.registry import Registry
-from tests.helpers import comp, problem, rollouts
+from tests.helpers import TASK, comp, problem, rollouts
 
 P = problem([3, 4, 2], ["+", "-"])  # 3+4=7, 7-2=5
 RIGHT = comp("3+4=7", "7-2=5", answer="5")  # R = 1 + 0.5*1 + 0.2 = 1.7
@@ -58,11 +58,25 @@ def test_random_pairs_only_differently_rewarded_paths_and_respects_the_cap():
 def test_dapo_takes_all_informative_pairs_drops_flat_groups_and_adds_sft_targets():
     _, _, pairs, p = pairs_of("dapo", [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT])
     assert len(pairs) == 6  # all 4*3/2 pairs differ in reward
-    assert sorted(p.sft_paths.tolist()) == [0, 1, 3]  # every path that is "better" in some pair
+    # NLL only on paths with a correct final answer: WRONG_LAST wins pairs too, but is wrong
+    assert sorted(p.sft_paths.tolist()) == [0, 3]
     strategy = build_pairing("dapo")
     assert strategy.dynamic_sampling
     assert strategy.keep_group([True, False]) and not strategy.keep_group([True, True])
     assert not strategy.keep_group([False, False])
+
+
+def test_sft_term_never_trains_on_a_wrong_answer_even_under_reward_noise():
+    from gfpo_bench.rewards.reward import Reward
+
+    texts = [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT, WRONG_LAST, RIGHT]
+    for seed in range(20):  # noise=0.5 flips R_final of half the paths: wrong paths often "win"
+        r, _ = rollouts([(P, texts), (P, texts[::-1])])
+        rew = Reward(noise=0.5, seed=seed)(TASK, r)
+        pairs = build_pairing("dapo", max_pairs_per_group=None)(r, rew, random.Random(seed))
+        assert pairs.m > 0
+        assert rew.correct[pairs.sft_paths].all(), "a wrong-answer path got into the NLL term"
+        assert set(pairs.sft_paths.tolist()) == {i for i in range(r.n) if rew.correct[i]}
 
 
 def test_gfpo_keeps_only_long_shared_prefixes():

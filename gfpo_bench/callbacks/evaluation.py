@@ -1,4 +1,8 @@
-"""Evaluation callback: greedy accuracy / pass@1 on a held-out split, every N steps and at the end.
+"""Evaluation callback: greedy accuracy / pass@1 on a held-out split, every N steps and at the end,
+and the same metric when sampling at the training temperature (`sampled_n` samples per problem:
+`val/math/sampled_accuracy`, `val/code/sampled_pass@1`). RL optimises the sampled number; the greedy
+one is what a user deploys. Sampling for evaluation runs on its own seeded RNG stream, so it neither
+depends on nor disturbs the training run's sampling.
 
 Logs through every attached logger (W&B and CSV), keeps the latest metrics on the module for
 `summary.json`, and puts a table of sample completions into W&B under a step-unique key
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -115,7 +120,12 @@ class EvalCallback(L.Callback):
         table_rows: int = 8,
         at_start: bool = True,
         extra_tasks: list[Task] | None = None,  # evaluated too, beside `task` (see module docstring)
+        sampled_n: int = 4,  # samples per problem at the sampler's temperature / top_p; 0: greedy only
+        sample_seed: int = 1234,  # the evaluation's own sampling seed (same model -> same numbers)
     ) -> None:
+        if sampled_n < 0:
+            raise ValueError(f"callbacks.eval.sampled_n must be >= 0, got {sampled_n}")
+        self.sampled_n, self.sample_seed = sampled_n, sample_seed
         self.task, self.split, self.every = task, split, every_n_steps
         self.extra_tasks = list(extra_tasks or [])
         self.max_problems, self.batch_size, self.max_new_tokens = max_problems, batch_size, max_new_tokens
@@ -136,7 +146,7 @@ class EvalCallback(L.Callback):
         module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
         self.history.append({"step": step, **metrics})
         self.last_step = step
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "pass@1"))}
+        shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "pass@1")) and "/math/" not in k}
         n = sum(len(r.records) for r in results)
         log.info("eval @ step %d (%s, %d problems, %.1fs): %s", step, self.split, n, time.time() - t0, shown)
         return metrics
@@ -153,6 +163,8 @@ class EvalCallback(L.Callback):
             self.batch_size,
         )
         result = evaluate_policy(policy, task, problems, prefix="val")
+        if self.sampled_n:
+            result.metrics.update(self.sampled_metrics(module, policy, task, problems))
         wandb = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if wandb and self.table_rows:
             shown = result.records[: self.table_rows]
@@ -175,6 +187,20 @@ class EvalCallback(L.Callback):
                     key=f"samples/{task.name}/step_{trainer.global_step}", columns=COLUMNS, data=rows
                 )
         return result
+
+    def sampled_metrics(self, module, policy: ModelPolicy, task: Task, problems: list) -> dict[str, float]:
+        """Accuracy (pass@1) over `sampled_n` samples per problem at the training temperature."""
+        policy.temperature, policy.top_p = module.sampler.gen.temperature, module.sampler.gen.top_p
+        cuda = [module.device.index or 0] if module.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.sample_seed)
+            sampled = evaluate_policy(policy, task, problems, prefix="val", n=self.sampled_n)
+        out = {}
+        for key, value in sampled.metrics.items():
+            split, group, name = key.split("/", 2)
+            if name in ("accuracy", "pass@1"):
+                out[f"{split}/{group}/sampled_{name}"] = value
+        return out
 
     def on_train_start(self, trainer, module) -> None:
         if self.at_start and trainer.global_step == 0:

@@ -90,6 +90,12 @@ def summary_to_row(data: Any, run_dir: Path) -> dict[str, Any]:
         "error": data.get("error"),
     }
     row.update({name: _number(v) for name, v in sorted(metrics.items())})
+    # the change from the run's own warm start (its step-0 evaluation), e.g. val/math/accuracy_gain
+    warm = data.get("warm_start") or {}
+    if isinstance(warm, dict):
+        for name, start in sorted(warm.items()):
+            if name.startswith("val/") and name in metrics and name not in NOT_METRICS:
+                row[f"{name}_gain"] = _number(metrics[name]) - _number(start)
     row.update({name: _number(data.get(name)) for name in COST_COLUMNS})
     row.update({PAIR_PREFIX + name: _number(v) for name, v in sorted(pair_stats.items())})
     row["overrides"] = " ".join(map(str, overrides)) if isinstance(overrides, list) else str(overrides)

@@ -1,22 +1,34 @@
 """The embedded default model: a ~1M-parameter Qwen2-architecture causal LM, char-level.
 
 Built from a transformers config (no weights downloaded), warm-started by supervised fine-tuning
-on the task's reference solutions, saved with save_pretrained and reloaded through the same
-`from_pretrained` path as any hub model. The warm start is deliberately short so the model stays
-imperfect (mistakes at specific steps), which is what RL then has to fix. The result is cached
-under a key that hashes everything it depends on, so the second run starts in a second.
+on the task's training solutions, saved with save_pretrained and reloaded through the same
+`from_pretrained` path as any hub model. The warm start imitates the task's (fallible) teacher to
+convergence, so its mistakes are habits at specific steps, which is what RL then has to fix. The result is cached
+under a key that hashes everything it depends on, so the second run starts in a second: the model
+and SFT settings, the task config, and the source code of the task generator, the tokenizer, the
+model builder and the SFT loop (editing any of them builds a new warm start instead of silently
+reusing a stale one). Two processes that need the same warm start at once (parallel sweep jobs)
+serialise on a file lock: the first builds it, the others wait and then load it.
+
+The build is deterministic: a fixed seed, one CPU thread and a fixed data order give identical
+weights every time on the same torch build (tests/test_models.py checks two builds in one process).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from gfpo_bench.models import sft as sft_module
+from gfpo_bench.models import tokenizer as tokenizer_module
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
 from gfpo_bench.models.tokenizer import build_char_tokenizer
 from gfpo_bench.tasks.base import Task
@@ -56,19 +68,48 @@ def ensure_tiny(
     """Path of a saved, SFT-warm-started tiny model for `task`; trained now if not cached."""
     sft = sft or SFTConfig()
     spec = dict(
-        hidden=hidden, layers=layers, heads=heads, max_len=max_len, seed=seed, sft=vars(sft), task=task_key
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        max_len=max_len,
+        seed=seed,
+        sft=vars(sft),
+        task=task_key,
+        code=code_fingerprint(task),
+        torch=torch.__version__,
     )
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir).expanduser() / f"tiny-{task.name}-{key}"
     if (out / "config.json").exists():
         log.info("tiny model: using cached warm start %s", out)
         return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.parent / f".{out.name}.lock")):
+        if (out / "config.json").exists():  # another process built it while this one waited
+            log.info("tiny model: using the warm start another process just built: %s", out)
+            return out
+        return _build(task, out, spec, hidden, layers, heads, max_len, seed, sft)
+
+
+def code_fingerprint(task: Task) -> str:
+    """Hash of the source files a warm start depends on: the task's generator module, the
+    tokenizer, this builder and the SFT loop."""
+    files = {inspect.getsourcefile(type(task)), sft_module.__file__, tokenizer_module.__file__, __file__}
+    h = hashlib.sha1()
+    for f in sorted(str(f) for f in files if f):
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _build(task, out: Path, spec: dict, hidden, layers, heads, max_len, seed, sft: SFTConfig) -> Path:
     tok = build_char_tokenizer()
     model = build_tiny_model(len(tok), hidden, layers, heads, max_len, seed)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny model: %.2fM params; SFT warm start for %d steps -> %s", n_params / 1e6, sft.steps, out)
     supervised_finetune(model, tok, task, sft, seed=seed)
     tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():  # left by a build that was killed (we hold the lock, so nobody is writing it)
+        shutil.rmtree(tmp)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     (tmp / "warm_start.json").write_text(json.dumps(spec, indent=2, default=str))

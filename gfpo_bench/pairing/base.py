@@ -78,8 +78,18 @@ class PairingStrategy(ABC):
         chosen = self.select(rollouts, rewards, rng)
         pairs = annotate(rollouts, chosen)
         if self.sft_coef > 0 and pairs.m:
-            pairs.sft_paths = torch.unique(pairs.better)
+            pairs.sft_paths = sft_targets(rollouts, rewards, pairs)
         return pairs
+
+
+def sft_targets(rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs) -> Tensor:
+    """[S] the NLL term's paths: every path with a correct final answer (raw correctness, before any
+    reward noise) in a group that produced a pair. A wrong path that merely beat another wrong path on
+    the process or format reward is never imitated (as in VAPO's positive-example LM loss and
+    rejection-sampling fine-tuning)."""
+    paired_groups = torch.unique(rollouts.group[pairs.better])  # [G']
+    keep = rewards.correct.bool() & torch.isin(rollouts.group, paired_groups)  # [N]
+    return keep.nonzero().flatten()
 
 
 def annotate(rollouts: Rollouts, chosen: list[tuple[int, int]]) -> Pairs:

@@ -7,6 +7,18 @@ construction: a question's split is fixed by a hash of its text, not by the orde
 
 The step verifier re-checks each step against the problem itself (right operand, right operator,
 right arithmetic), so a mistake is pinned to the step where it happens.
+
+The fallible teacher (`teacher_slip`, the embedded default's 0.6): the *training* split's worked
+solutions, which the SFT warm start imitates, drop the carry or borrow of a step with that
+probability (`7+5=2`, `12-5=17`), and go on from the wrong value. Answers, and the val/test
+references, are always right. A model trained on these solutions to convergence knows the
+arithmetic but has picked up a habit: it drops a carry about 60% of the time, so greedy decoding is
+wrong on nearly every problem that needs a carry (~41%), while sampling still finds the right step
+40% of the time. That is the regime RL from a verifier can fix, and fix step by step (the first
+wrong step is the carry), which is what the pairing strategies compete on. It departs from a clean
+imitation warm start on purpose: with clean references, a half-trained warm start's errors are
+gaps in knowledge that RL at this scale does not fill (README, "Learning"). `teacher_slip=0`
+restores the clean teacher.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ class ArithTask(Task):
         n_train: int = 20000,
         n_val: int = 200,
         n_test: int = 500,
+        teacher_slip: float = 0.0,
     ) -> None:
         if not 2 <= min_operands <= max_operands:
             raise ValueError(
@@ -51,7 +64,10 @@ class ArithTask(Task):
             )
         if digits < 1 or not ops or set(ops) - set(_OPS):
             raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
+        if not 0.0 <= teacher_slip <= 1.0:
+            raise ValueError(f"arith: teacher_slip must be in [0, 1], got {teacher_slip}")
         self.seed, self.digits, self.ops = seed, digits, ops
+        self.teacher_slip = teacher_slip
         self.min_operands, self.max_operands = min_operands, max_operands
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
         self._cache: dict[str, list[Problem]] = {}
@@ -75,10 +91,17 @@ class ArithTask(Task):
         return f"{expr}=?"
 
     @staticmethod
-    def _solve(nums: list[int], ops: list[str]) -> tuple[list[str], int]:
+    def _solve(
+        nums: list[int], ops: list[str], slip: float = 0.0, rng: random.Random | None = None
+    ) -> tuple[list[str], int]:
+        """The worked steps and the final value. With `slip` > 0 this is the fallible teacher: on a
+        step between two non-negative values that crosses a ten (a carry or a borrow) it drops the
+        carry with probability `slip`, keeping the old tens digit, and goes on from the wrong value."""
         steps, acc = [], nums[0]
         for op, x in zip(ops, nums[1:]):
             res = _OPS[op](acc, x)
+            if slip and min(acc, res) >= 0 and res // 10 != acc // 10 and rng.random() < slip:
+                res = 10 * (acc // 10) + res % 10  # e.g. 7+5=2, 12-5=17, 3-5=8
             steps.append(f"{acc}{op}{x}={res}")
             acc = res
         return steps, acc
@@ -92,6 +115,7 @@ class ArithTask(Task):
 
     def _generate(self, split: Split) -> list[Problem]:
         rng = random.Random(f"arith-{self.seed}-{split}")
+        slip_rng = random.Random(f"arith-teacher-{self.seed}-{split}")  # own stream: problems unchanged
         want, seen, out = self.sizes[split], set(), []
         attempts = 0
         while len(out) < want and attempts < 50 * want + 1000:
@@ -101,13 +125,17 @@ class ArithTask(Task):
             if q in seen or _bucket(q) not in _SPLIT_BUCKETS[split]:
                 continue
             seen.add(q)
-            steps, ans = self._solve(nums, ops)
+            _, ans = self._solve(nums, ops)
+            # the training split's worked solution (the SFT data) is the teacher's, slips and all;
+            # the answer every split is scored against is always the true one
+            slip = self.teacher_slip if split == "train" else 0.0
+            steps, shown = self._solve(nums, ops, slip, slip_rng)
             out.append(
                 Problem(
                     uid=f"arith/{split}/{len(out)}",
                     question=q,
                     answer=str(ans),
-                    solution=render_completion(steps, str(ans)),
+                    solution=render_completion(steps, str(shown)),
                     meta={"nums": nums, "ops": ops},
                 )
             )
