@@ -232,7 +232,11 @@ def run(cfg: DictConfig) -> dict:
 def warm_start_metrics(cfg: DictConfig, history: list[dict]) -> dict:
     """What the run started from: its step-0 evaluation (greedy and sampled accuracy) and, for the
     embedded model, the SFT steps of its warm start. A resumed run keeps its first evaluation."""
-    out: dict = {"sft_steps": cfg.model.sft.steps if cfg.model.get("sft") and not cfg.model.get("name_or_path") else None}
+    out: dict = {
+        "sft_steps": cfg.model.sft.steps
+        if cfg.model.get("sft") and not cfg.model.get("name_or_path")
+        else None
+    }
     if cfg.init_from:
         out["init_from"] = str(cfg.init_from)
     first = history[0] if history and history[0].get("step") == 0 else {}

@@ -33,6 +33,7 @@ from gfpo_bench.compare.collect import collect_runs, completed_runs
 from gfpo_bench.compare.stats import ci95_halfwidth
 
 ACC, SAMPLED = "val/math/accuracy", "val/math/sampled_accuracy"
+DEFAULT = "srpo"  # the default strategy (conf/config.yaml)
 # gfpo is run with the sampler it is designed for (branching makes its shared-prefix pairs)
 STRATEGY_SWEEPS = {"gfpo": ["pairing=gfpo", "sampler=branch"]}
 
@@ -67,8 +68,12 @@ def build_warm_start(args) -> None:
     """Build the cached warm start once, before parallel jobs ask for it."""
     run_dir = Path(args.out) / ".warm_start"
     cmd = [gfpo_bench(), "stage=sft", "trainer.max_steps=1", "callbacks.eval.max_problems=1", "logger=csv"]
-    subprocess.run([*cmd, f"hydra.run.dir={run_dir}", "resume=never", *args.extra], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*cmd, f"hydra.run.dir={run_dir}", "resume=never", *args.extra],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def mean_ci(values) -> str:
@@ -91,29 +96,33 @@ def load(sweep_dir: Path) -> pd.DataFrame:
 def strategy_table(df: pd.DataFrame, by: list[str]) -> str:
     lines = [
         f"| {' | '.join(by)} | seeds | greedy acc after RL (%) | gain (pts) | sampled acc (%) | sampled gain (pts) "
-        "| mixed groups | pairs / step | tokens | wall (s) |",
-        "|" + "---|" * len(by) + "---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mixed groups | pairs / step | steps | tokens | wall (s) |",
+        "|" + "---|" * len(by) + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, g in df.groupby(by, sort=False):
+    for key, g in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         gain = g[ACC] - g[f"warm:{ACC}"]
         sgain = g[SAMPLED] - g[f"warm:{SAMPLED}"]
         lines.append(
             f"| {' | '.join(map(str, key))} | {len(g)} | {mean_ci(g[ACC])} | {mean_ci(gain)} "
             f"| {mean_ci(g[SAMPLED])} | {mean_ci(sgain)} | {g['pair/pairable_group_rate'].mean():.2f} "
-            f"| {g['pair/pairs_per_step'].mean():.1f} | {g['tokens_generated'].mean():,.0f} "
+            f"| {g['pair/pairs_per_step'].mean():.1f} | {g['steps'].mean():.0f} | {g['tokens_generated'].mean():,.0f} "
             f"| {g['wall_time_s'].mean():.0f} |"
         )
     return "\n".join(lines)
 
 
 def warm_start_line(df: pd.DataFrame) -> str:
+    """The warm start's numbers; the mixed-group rate is the default strategy's (dapo's is 1.0 by
+    construction: dynamic sampling drops the groups without a spread)."""
     ws = df.iloc[0]
-    n = int(df.iloc[0].get("config.task.n_val", 0) or 0)
+    n = int(df.iloc[0].get("config.callbacks.eval.max_problems", 0) or 0)
+    base = df[df["method"] == DEFAULT] if (df["method"] == DEFAULT).any() else df
     return (
         f"warm start ({n} val problems): greedy {100 * ws[f'warm:{ACC}']:.1f}%, "
         f"sampled at T={ws['config.sampler.temperature']} {100 * ws[f'warm:{SAMPLED}']:.1f}%; "
-        f"mixed-group rate during RL {df['pair/pairable_group_rate'].mean():.2f}"
+        f"share of groups with a reward spread during RL ({base['method'].iloc[0]}): "
+        f"{base['pair/pairable_group_rate'].mean():.2f}"
     )
 
 
@@ -121,8 +130,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["strategies", "sensitivity"], default="strategies")
     ap.add_argument("--strategies", default="srpo,vapo,dapo,gfpo,top2,random")
-    ap.add_argument("--grid", nargs="*", default=["optim.lr=1e-5,3e-5,1e-4", "loss.positive_lambda=0,50"],
-                    help="sensitivity mode: the swept overrides")
+    ap.add_argument(
+        "--grid",
+        nargs="*",
+        default=["optim.lr=1e-5,3e-5,1e-4", "loss.positive_lambda=0,50"],
+        help="sensitivity mode: the swept overrides",
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget", type=int, default=200_000, help="generated tokens per run (equal compute)")
     ap.add_argument("--max-steps", type=int, default=2000, help="a cap; the token budget ends runs first")
@@ -149,8 +162,18 @@ def main() -> None:
         by = ["config." + g.split("=")[0] for g in args.grid]
 
     df = load(sweep_dir)
-    subprocess.run([str(Path(sys.executable).with_name("gfpo-bench-compare")), str(sweep_dir),
-                    "--metrics", f"{ACC},{SAMPLED}", "--by", ",".join(by)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("gfpo-bench-compare")),
+            str(sweep_dir),
+            "--metrics",
+            f"{ACC},{SAMPLED}",
+            "--by",
+            ",".join(by),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     table = strategy_table(df, by)
     text = f"{warm_start_line(df)}\n\n{table}\n"
     (out / f"{args.mode}.md").write_text(text)

@@ -121,6 +121,7 @@ def welch(t, a, b):
 
 
 runs = [json.loads(p.read_text()) for row in rows for p in (out / row).glob("*/summary.json")]
+n_val = next((r["config"]["callbacks"]["eval"]["max_problems"] for r in runs if r.get("config")), "?")
 run_min = sum(r.get("wall_time_s") or 0 for r in runs) / 60
 lines = [f"<!-- scripts/reproduce_tables.sh SEEDS={seeds} BUDGET_SCALE={scale} on {os.cpu_count()} CPUs: {len(runs)} runs, "
          f"{run_min:.0f} min of run time; this invocation took {wall / 60:.0f} min -->", ""]
@@ -143,10 +144,11 @@ t2 = [r for r in rows if r in SITUATIONS]
 if t2:
     lines += ["### Table 2: which method to use when", "",
               f"Each row compares the recommended method with the alternatives at an equal budget of generated tokens, "
-              f"seeds {seeds}; accuracy is greedy `{ACC}` on the 200 held-out problems after the budget is spent "
-              "(mean ± 95% CI). p: Welch's t-test, recommended vs best alternative.", "",
-              "| situation | tokens / run | warm start | recommended | its accuracy | best alternative | its accuracy | p | verdict |",
-              "|---|---:|---:|---|---:|---|---:|---:|---|"]
+              f"seeds {seeds}; accuracy is greedy `{ACC}` on the {n_val} held-out problems after the budget is spent "
+              "(mean ± 95% CI). Mixed groups: share of prompt groups with a reward spread during RL. "
+              "p: Welch's t-test, recommended vs best alternative.", "",
+              "| situation | tokens / run | warm start | recommended | its accuracy | its mixed groups | best alternative | its accuracy | p | verdict |",
+              "|---|---:|---:|---|---:|---:|---|---:|---:|---|"]
     for row in t2:
         situation, rec = SITUATIONS[row]
         t = table(row)
@@ -163,7 +165,8 @@ if t2:
         else:
             side = "ahead" if lead > 0 else "level" if lead == 0 else "behind"
             verdict = f"not shown: {side}, {noise}"
-        lines.append(f"| {situation} | {budget(row):,} | {start_acc(row):.3f} | {rec} | {acc(t, rec)} | {alt} | "
+        mixed = t.loc[rec, "pair/pairable_group_rate:mean"] if "pair/pairable_group_rate:mean" in t else math.nan
+        lines.append(f"| {situation} | {budget(row):,} | {start_acc(row):.3f} | {rec} | {acc(t, rec)} | {mixed:.2f} | {alt} | "
                      f"{acc(t, alt)} | {'n/a' if math.isnan(p) else f'{p:.2g}'} | {verdict} |")
     lines.append("")
     lines += ["Every method per row, from `gfpo-bench-compare`:", ""]

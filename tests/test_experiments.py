@@ -26,6 +26,9 @@ ONE_STEP = [
     "callbacks.eval.max_problems=4",
     "callbacks.eval.at_start=false",
     "logger=csv",
+    # every experiment trains from the session's default warm start: one step checks the wiring, and
+    # a cold-start row's own (weaker) warm start would cost a second SFT build; its config is checked below
+    "model.sft.steps=2000",
 ]
 
 
@@ -37,6 +40,11 @@ def test_every_experiment_runs_one_step(path, tmp_path):
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["steps"] == 1
     assert summary["budget"]["max_tokens"] == cfg.budget.max_tokens
+
+
+def test_cold_start_row_has_its_own_weaker_warm_start():
+    default, cold = compose_cfg([]), compose_cfg(["experiment=table2_cold_start"])
+    assert 0 < cold.model.sft.steps < default.model.sft.steps
 
 
 def sweeps() -> list[list[str]]:

@@ -63,7 +63,9 @@ def _build_in_subprocess(cache: str, queue) -> None:
     from gfpo_bench.models.tiny import ensure_tiny
     from gfpo_bench.tasks.arith import ArithTask
 
-    path = ensure_tiny(ArithTask(), cache, hidden=32, layers=1, heads=2, sft=SFTConfig(steps=40), task_key="race")
+    path = ensure_tiny(
+        ArithTask(), cache, hidden=32, layers=1, heads=2, sft=SFTConfig(steps=40), task_key="race"
+    )
     queue.put((str(path), (path / "model.safetensors").stat().st_mtime_ns))
 
 
@@ -96,7 +98,9 @@ def test_warm_start_build_is_deterministic():
     def build():
         tok = build_char_tokenizer()
         model = build_tiny_model(len(tok), 32, 1, 2, 256, seed=0)
-        supervised_finetune(model, tok, ArithTask(teacher_slip=0.6), SFTConfig(steps=15, batch_size=8), seed=0)
+        supervised_finetune(
+            model, tok, ArithTask(teacher_slip=0.6), SFTConfig(steps=15, batch_size=8), seed=0
+        )
         return model.state_dict()
 
     a, b = build(), build()

@@ -146,7 +146,11 @@ class EvalCallback(L.Callback):
         module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
         self.history.append({"step": step, **metrics})
         self.last_step = step
-        shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith(("accuracy", "pass@1")) and "/math/" not in k}
+        shown = {
+            k: round(v, 4)
+            for k, v in metrics.items()
+            if k.endswith(("accuracy", "pass@1")) and "/math/" not in k
+        }
         n = sum(len(r.records) for r in results)
         log.info("eval @ step %d (%s, %d problems, %.1fs): %s", step, self.split, n, time.time() - t0, shown)
         return metrics
