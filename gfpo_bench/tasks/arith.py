@@ -101,7 +101,7 @@ class ArithTask(Task):
         for op, x in zip(ops, nums[1:]):
             res = _OPS[op](acc, x)
             if slip and min(acc, res) >= 0 and res // 10 != acc // 10 and rng.random() < slip:
-                res = 10 * (acc // 10) + res % 10  # e.g. 7+5=2, 12-5=17, 3-5=8
+                res = 10 * (acc // 10) + res % 10  # e.g. 7+5=2, 12-5=17
             steps.append(f"{acc}{op}{x}={res}")
             acc = res
         return steps, acc
