@@ -2,13 +2,16 @@
 
 Built from a transformers config (no weights downloaded), warm-started by supervised fine-tuning
 on the task's training solutions, saved with save_pretrained and reloaded through the same
-`from_pretrained` path as any hub model. The warm start imitates the task's (fallible) teacher to
-convergence, so its mistakes are habits at specific steps, which is what RL then has to fix. The result is cached
-under a key that hashes everything it depends on, so the second run starts in a second: the model
-and SFT settings, the task config, and the source code of the task generator, the tokenizer, the
-model builder and the SFT loop (editing any of them builds a new warm start instead of silently
-reusing a stale one). Two processes that need the same warm start at once (parallel sweep jobs)
-serialise on a file lock: the first builds it, the others wait and then load it.
+`from_pretrained` path as any hub model (a plain `AutoTokenizer` / `AutoModelForCausalLM` load
+needs no gfpo-bench code; tokenizer.py says why). The warm start imitates the task's (fallible)
+teacher to convergence, so its mistakes are habits at specific steps, which is what RL then has to
+fix. The result is cached under a key that hashes everything it depends on, so the second run
+starts in a second: the model and SFT settings, the task config, the torch and transformers
+versions, and the source code of the task generator, the output format, the tokenizer, the prompt
+formatter, the model builder and the SFT loop with its log-probs (editing any of them builds a new
+warm start instead of silently reusing a stale one). Two processes that need the same warm start at
+once (parallel sweep jobs) serialise on a file lock: the first builds it, the others wait and then
+load it.
 
 The build is deterministic: a fixed seed, one CPU thread and a fixed data order give identical
 weights every time on the same torch build (tests/test_models.py checks two builds in one process).
@@ -24,13 +27,17 @@ import shutil
 from pathlib import Path
 
 import torch
+import transformers
 from filelock import FileLock
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from gfpo_bench.models import logprobs as logprobs_module
+from gfpo_bench.models import prompting as prompting_module
 from gfpo_bench.models import sft as sft_module
 from gfpo_bench.models import tokenizer as tokenizer_module
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
 from gfpo_bench.models.tokenizer import build_char_tokenizer
+from gfpo_bench.tasks import format as format_module
 from gfpo_bench.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,7 @@ def ensure_tiny(
         task=task_key,
         code=code_fingerprint(task),
         torch=torch.__version__,
+        transformers=transformers.__version__,  # the Qwen2 init and the tokenizer class come from it
     )
     key = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = Path(cache_dir).expanduser() / f"tiny-{task.name}-{key}"
@@ -92,9 +100,11 @@ def ensure_tiny(
 
 
 def code_fingerprint(task: Task) -> str:
-    """Hash of the source files a warm start depends on: the task's generator module, the
-    tokenizer, this builder and the SFT loop."""
-    files = {inspect.getsourcefile(type(task)), sft_module.__file__, tokenizer_module.__file__, __file__}
+    """Hash of the source files a warm start depends on: the task's generator module, the output
+    format it renders, the tokenizer, the prompt formatter, this builder, the SFT loop and its
+    log-probs."""
+    modules = (sft_module, logprobs_module, prompting_module, tokenizer_module, format_module)
+    files = {inspect.getsourcefile(type(task)), __file__, *(m.__file__ for m in modules)}
     h = hashlib.sha1()
     for f in sorted(str(f) for f in files if f):
         h.update(Path(f).read_bytes())
