@@ -4,10 +4,16 @@
     gfpo-bench pairing=gfpo sampler=branch seed=1
     gfpo-bench -m pairing=srpo,vapo,dapo,gfpo seed=0,1,2 hydra/launcher=joblib
 
-Bad input (unknown strategy, missing model path, empty dataset, prompt longer than the context)
-ends a single run with one `error:` line and exit code 2. In a multirun, a failed job writes a
-summary.json with status "failed" and the sweep goes on; running the same sweep again (same
+Bad input (a value out of range, an unknown strategy, a missing or malformed data file, a corrupt
+checkpoint, trainer=gpu without a GPU) is found by `gfpo_bench/validation.py` before anything is
+built, and ends the run with one line, `error: <what is wrong and what to do>`, and exit code 2.
+A fault during the run (disk full at checkpoint time, a bug) writes summary.json with status
+"failed", keeps the last checkpoint, and prints one line naming the traceback's file (exit code 1).
+GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or `debug=true` also print the traceback. In a multirun, a
+failed job writes its summary.json and the sweep goes on; running the same sweep again (same
 `hydra.sweep.dir`) skips its completed jobs and resumes the interrupted ones.
+
+Only light modules are imported at the top, so a bad value is reported in about a second.
 """
 
 from __future__ import annotations
@@ -19,30 +25,44 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.errors import ConfigError
+from gfpo_bench.errors import ConfigError, RunFault
 from gfpo_bench.loggers import finish_wandb
-from gfpo_bench.models.loading import ModelLoadError
-from gfpo_bench.sampling.base import PromptTooLongError
+from gfpo_bench.validation import validate
 from gfpo_bench.warmstart import completed_summary
 
 log = logging.getLogger("gfpo_bench")
-USER_ERRORS = (ConfigError, ModelLoadError, PromptTooLongError, FileNotFoundError, ValueError)
 
 
 def is_user_error(e: BaseException) -> bool:
     """Our own checks of the user's input, not a ValueError deep inside a library (that is a bug,
     shown with its traceback)."""
-    if isinstance(e, (ConfigError, ModelLoadError, PromptTooLongError)):
+    if isinstance(e, ConfigError):
+        return True
+    from gfpo_bench.models.loading import ModelLoadError  # imported by then, if it was raised
+    from gfpo_bench.sampling.base import PromptTooLongError
+
+    if isinstance(e, (ModelLoadError, PromptTooLongError)):
         return True
     tb = e.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
-    return isinstance(e, USER_ERRORS) and tb is not None and "gfpo_bench" in tb.tb_frame.f_code.co_filename
+    own = tb is not None and "gfpo_bench" in tb.tb_frame.f_code.co_filename
+    return isinstance(e, (FileNotFoundError, ValueError)) and own
+
+
+def debug_wanted(cfg: DictConfig) -> bool:
+    """Show tracebacks: GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or debug=true."""
+    return (
+        bool(os.environ.get("GFPO_BENCH_DEBUG"))
+        or os.environ.get("HYDRA_FULL_ERROR") == "1"
+        or (cfg.get("debug") is True)
+    )
 
 
 MAX_RUN_ID = 150  # file names are limited to 255 bytes; overrides with paths (init_from=...) get long
@@ -75,26 +95,52 @@ def _failure_value() -> float:
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from gfpo_bench.train import run, run_dir_of, write_summary
-
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     t0 = time.time()
-    run_dir = run_dir_of()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     done = completed_summary(run_dir)
     if multirun and done is not None and cfg.resume == "auto":  # re-running a sweep finishes it
         log.info("job %s already completed: skipped (resume=never trains it again)", run_dir.name)
         value = _metric(done, cfg.optimized_metric)
         return _failure_value() if value is None else value
+    validated = False
     try:
+        validate(cfg, run_dir)
+        validated = True
+        from gfpo_bench.train import run  # heavy (torch, lightning): only for a valid config
+
         value = _metric(run(cfg), cfg.optimized_metric)
         if value is None and multirun:
             log.error("job %s reports no optimized_metric=%s", run_dir.name, cfg.optimized_metric)
             return _failure_value()
         return value
-    except Exception as e:  # noqa: BLE001  (reported, recorded, then re-raised or swallowed)
-        finish_wandb(exit_code=1)
-        user_error = is_user_error(e)
-        msg = f"{type(e).__name__}: {e}".splitlines()[0]
+    except Exception as e:  # noqa: BLE001  (reported, recorded, then the process exits)
+        return report_failure(e, cfg, run_dir, multirun, validated, t0)
+    finally:
+        # Jobs of a sweep can share a process (basic launcher, joblib workers), and Lightning's
+        # WandbLogger reuses any W&B run still open: each job closes its own.
+        finish_wandb()
+
+
+def report_failure(
+    e: Exception, cfg: DictConfig, run_dir: Path, multirun: bool, validated: bool, t0: float
+) -> float:
+    """summary.json with status failed (unless nothing ran), then one line: `error: ...`.
+
+    Bad input: exit 2. A fault or a bug: exit 1, the traceback goes to <run dir>/error.log and the
+    line names it and the checkpoint a re-run resumes from. A sweep job returns the failure value.
+    """
+    finish_wandb(exit_code=1)
+    user_error, fault = is_user_error(e), isinstance(e, RunFault)
+    msg = (
+        str(e).splitlines()[0]
+        if (user_error or fault) and str(e)
+        else f"{type(e).__name__}: {e}".splitlines()[0]
+    )
+    line = f"error: {msg}"
+    if validated or multirun:  # a config rejected before anything was built leaves no run dir behind
+        from gfpo_bench.train import write_summary
+
         run_dir.mkdir(parents=True, exist_ok=True)
         if completed_summary(run_dir) is None:  # never overwrite a finished run's results
             write_summary(
@@ -108,17 +154,19 @@ def main(cfg: DictConfig) -> float | None:
                 wall_time_s=time.time() - t0,
                 steps=0,
             )
-        if not user_error or os.environ.get("GFPO_BENCH_DEBUG"):
-            traceback.print_exc()
-        if multirun:
-            log.error("job %s failed: %s (the sweep goes on)", run_dir.name, msg)
-            return _failure_value()
-        print(f"error: {msg}", file=sys.stderr)
-        sys.exit(2)
-    finally:
-        # Jobs of a sweep can share a process (basic launcher, joblib workers), and Lightning's
-        # WandbLogger reuses any W&B run still open: each job closes its own.
-        finish_wandb()
+    if not user_error:
+        tb_file = run_dir / "error.log"
+        tb_file.write_text("".join(traceback.format_exception(e)))
+        last = run_dir / "checkpoints" / "last.ckpt"
+        kept = f"; last checkpoint kept: {last} (run the same command to resume)" if last.exists() else ""
+        line += f" (traceback: {tb_file}{kept})"
+    if debug_wanted(cfg):
+        traceback.print_exception(e)
+    if multirun:
+        log.error("job %s failed: %s (the sweep goes on)", run_dir.name, msg)
+        return _failure_value()
+    print(line, file=sys.stderr)
+    sys.exit(2 if user_error else 1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,19 @@
-"""Errors that mean "the user's input is wrong": reported as one line, never a deep traceback."""
+"""Errors reported as one line (`error: ...`), never a deep traceback.
+
+- `ConfigError`: the user's input is wrong (a value out of range, a missing file, no GPU for
+  trainer=gpu). Exit code 2; `gfpo_bench/validation.py` raises most of them before anything is built.
+- `RunFault`: the run hit a fault of its environment it cannot go on from (a full disk at checkpoint
+  time). Exit code 1; the last good checkpoint is kept, so re-running the same command resumes.
+"""
 
 
 class ConfigError(ValueError):
-    """A config value is unknown or out of range."""
+    """A config value is unknown or out of range, or a file it names is missing or unreadable."""
+
+
+class RunFault(RuntimeError):
+    """The environment failed the run (disk full, ...); the message says what to do."""
+
+
+class CheckpointWriteError(RunFault):
+    """A checkpoint could not be written; the previous one is intact."""

@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 
 from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
 from gfpo_bench.callbacks.pair_table import PairTableCallback
-from gfpo_bench.errors import ConfigError
 from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
@@ -31,6 +30,7 @@ from gfpo_bench.module import PairwiseRLModule
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig
 from gfpo_bench.schedule import build_schedule
+from gfpo_bench.validation import validate
 from gfpo_bench.warmstart import init_optimizer_state, load_init_weights, resume_checkpoint
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ def run(cfg: DictConfig) -> dict:
     """Train (or SFT) one run; returns the summary dict (also written to summary.json)."""
     t0 = time.time()
     run_dir = run_dir_of()
+    validate(cfg)  # the CLI has done it already; for callers that skip the CLI (tests, scripts)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
@@ -119,8 +120,6 @@ def run(cfg: DictConfig) -> dict:
         load_init_weights(model, cfg.init_from)
     if cfg.stage == "sft":
         return run_sft(cfg, task, model, tok, formatter, run_dir, t0)
-    if cfg.stage != "rl":
-        raise ConfigError(f"stage must be 'rl' or 'sft', got {cfg.stage!r}")
 
     sampler = build_sampler(cfg, tok, formatter, model)
     for p in task.problems("val")[:1] + task.problems("train")[:1]:
@@ -144,10 +143,6 @@ def run(cfg: DictConfig) -> dict:
         seed=cfg.seed,
     )
     schedule = build_schedule(cfg)
-    if cfg.loss.positive_lambda > 0 and not cfg.loss.use_reference:
-        raise ConfigError(
-            "loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)"
-        )
     opt_state = init_optimizer_state(cfg.init_from) if cfg.init_from and cfg.get("init_optimizer") else None
     module = PairwiseRLModule(
         model,

@@ -3,16 +3,21 @@
 A local file goes through `datasets.load_dataset("json", data_files=...)`, the same reader the hub
 uses for JSON/JSONL, so local and hub runs see identical records. Without a path the hub name is
 loaded (needs internet or a warm HF cache). Records missing a required field are skipped, counted
-and logged once per load, so one malformed line does not take down a run. Splits that a benchmark
-does not ship are carved out by `seeded_split`, reproducibly from a seed.
+and logged once per load. A line that is not JSON at all is a broken file, not a missing field:
+`check_data_path` / `check_json_file` name the file and line (datasets itself would end in three
+tracebacks and a `DatasetGenerationError`); the config validator runs them before anything is built.
+Splits that a benchmark does not ship are carved out by `seeded_split`, reproducibly from a seed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from gfpo_bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +36,62 @@ def load_json_records(path: str | Path, what: str) -> list[dict]:
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"{what}: data file not found: {file}")
+    check_json_file(file, what)
     return datasets.load_dataset("json", data_files=str(file), split="train").to_list()
+
+
+DATA_SUFFIXES = (".jsonl", ".json")
+
+
+def check_data_path(path: str | Path, what: str) -> None:
+    """A local data path (a file, or a directory of .jsonl/.json files) exists and every data file in
+    it parses; else one `ConfigError` naming the file (and line)."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ConfigError(
+            f"{what}: data path not found: {root} (give a directory or a .jsonl file, or null for the hub)"
+        )
+    files = [root] if root.is_file() else sorted(f for f in root.iterdir() if f.suffix in DATA_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{what}: {root} holds no .jsonl or .json file")
+    for file in files:
+        check_json_file(file, what)
+
+
+def check_json_file(file: Path, what: str) -> None:
+    """The file holds records: a JSON document (a list of objects) or JSON Lines, one object a line.
+
+    >>> import tempfile; f = Path(tempfile.mkdtemp()) / "d.jsonl"; _ = f.write_text('{"a": 1}\\n{"a": \\n')
+    >>> check_json_file(f, "gsm8k")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    gfpo_bench.errors.ConfigError: gsm8k: .../d.jsonl:2: not valid JSON (Expecting value, column 7); fix or delete that line
+    """
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{what}: cannot read {file}: {e}") from None
+    if not text.strip():
+        raise ConfigError(f"{what}: {file} is empty")
+    if file.suffix == ".json" and text.lstrip()[:1] in "[{":
+        try:
+            json.loads(text)
+            return
+        except ValueError:
+            pass  # maybe JSON Lines under a .json name: the line check below finds the bad line
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            msg, col = getattr(e, "msg", str(e)), getattr(e, "colno", "?")
+            raise ConfigError(
+                f"{what}: {file}:{lineno}: not valid JSON ({msg}, column {col}); fix or delete that line"
+            ) from None
+        if not isinstance(record, dict):
+            raise ConfigError(
+                f"{what}: {file}:{lineno}: a record must be a JSON object, got {type(record).__name__}"
+            )
 
 
 def load_hub_records(name: str, config: str | None, splits: Sequence[str], what: str) -> list[dict]:

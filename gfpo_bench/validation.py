@@ -1,0 +1,290 @@
+"""Check a composed run config before anything is built: each mistake becomes one `ConfigError`.
+
+`validate(cfg)` and its table (`config_schema.py`) are the one place where the config's ranges live
+(no scattered checks in train.py). `gfpo-bench` calls it before the task data, the model or the
+trainer are built (and `train.run` calls it again, for callers that skip the CLI); `cli.py` turns
+its error into one line, `error: <what is wrong and what to do>`, exit 2. Layers, cheapest first,
+so a mistyped number is reported before torch is even imported:
+
+1. `config_schema.py`: a table, config key -> type and range, written once. Keys a config does not
+   have (a task without `teacher_slip`, sampler=independent without `roots`) are skipped.
+2. `CHECKS`: rules over several keys, and values that are legal but make the run useless (K=1 with a
+   pairwise strategy, all reward weights 0, `init_optimizer` without `init_from`).
+3. Dry construction of the objects whose constructors own their ranges, without a model: the task
+   (`task.max_operands=1`), the named registries (pairing, sampler, branch rule, process reward),
+   the pairing schedule, the reward and the loss. Their errors are reported with the config key.
+4. Files, checkpoints and hardware: the task's data files (the file and line of a malformed
+   record), a local model path, `init_from` and the checkpoint a run resumes from (missing, empty,
+   corrupt, another architecture), CUDA for trainer=gpu. (Paths are checked before layer 3, as
+   they need no torch.)
+
+Departs from the usual Hydra route, structured configs (dataclasses registered in the ConfigStore):
+the groups hold different keys per option (a task's `_target_` decides its knobs, sampler=branch adds
+its own), experiments and sweeps override freely, and Hydra reports a schema mismatch at compose time
+as its own multi-line message with exit code 1. A dataclass per option would restate every YAML file;
+the table states only the ranges, and options it does not know go through layer 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gfpo_bench.config_schema import PAIRING_RULES, RULES, STAGE_RULES, Rule
+from gfpo_bench.errors import ConfigError
+
+_ABSENT = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+    except Exception as e:  # noqa: BLE001  (??? values, unresolvable interpolations)
+        raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
+
+
+def _show(v: Any) -> str:
+    return (
+        "null"
+        if v is None
+        else repr(v)
+        if isinstance(v, str)
+        else str(v).lower()
+        if isinstance(v, bool)
+        else str(v)
+    )
+
+
+def _apply(cfg: DictConfig, rules: dict[str, Rule], prefix: str = "") -> None:
+    for key, rule in rules.items():
+        full = f"{prefix}{key}"
+        v = _get(cfg, full)
+        if v is _ABSENT:
+            continue
+        problem = rule.problem(v)
+        if problem:
+            raise ConfigError(f"{full}={_show(v)}: {problem}" + (f" ({rule.hint})" if rule.hint else ""))
+
+
+def _pairing_prefixes(cfg: DictConfig) -> list[str]:
+    sched = cfg.get("schedule")
+    stages = [f"schedule.{k}." for k in sched.stage_order] if sched is not None else []
+    return ["pairing.", *(s + "pairing." for s in stages)]
+
+
+# ---- layer 2: rules over several keys, and legal but useless values ----
+CHECKS: list[Callable[[DictConfig], str | None]] = []
+
+
+def check(fn: Callable[[DictConfig], str | None]) -> Callable[[DictConfig], str | None]:
+    CHECKS.append(fn)
+    return fn
+
+
+@check
+def pairwise_needs_two_paths(cfg: DictConfig) -> str | None:
+    s = cfg.sampler
+    if cfg.stage != "rl" or (s.get("name") == "branch" and s.get("siblings") is not None) or s.k >= 2:
+        return None
+    return (
+        f"sampler.k={s.k}: a pairwise strategy compares paths of the same prompt, and with one path "
+        "per prompt no pair can ever form; use sampler.k>=2 (default 8)"
+    )
+
+
+@check
+def branch_leaves_room_for_siblings(cfg: DictConfig) -> str | None:
+    s = cfg.sampler
+    if s.get("name") != "branch" or s.get("siblings") is not None or s.k > s.roots:
+        return None
+    return (
+        f"sampler.k={s.k} leaves no room for continuations of sampler.roots={s.roots}: raise k or lower roots"
+    )
+
+
+@check
+def dpo_positive_needs_reference(cfg: DictConfig) -> str | None:
+    if cfg.loss.positive_lambda > 0 and not cfg.loss.use_reference:
+        return "loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)"
+    return None
+
+
+@check
+def rewards_can_differ(cfg: DictConfig) -> str | None:
+    if cfg.stage == "rl" and all(v == 0 for v in cfg.reward.weights.values()):
+        return "reward.weights are all 0: every path gets the same reward and no pair can form"
+    return None
+
+
+@check
+def init_optimizer_needs_init_from(cfg: DictConfig) -> str | None:
+    if cfg.get("init_optimizer") and not cfg.get("init_from"):
+        return "init_optimizer=true needs init_from=<run dir or .ckpt> to take the optimizer state from"
+    return None
+
+
+@check
+def endless_run(cfg: DictConfig) -> str | None:
+    if cfg.trainer.get("max_steps") == -1 and cfg.budget.max_tokens is None:
+        return "trainer.max_steps=-1 with budget.max_tokens=null never stops: set one of them"
+    return None
+
+
+@check
+def heads_divide_hidden(cfg: DictConfig) -> str | None:
+    m = cfg.model
+    if m.get("kind") == "tiny" and m.hidden % m.heads:
+        return f"model.hidden={m.hidden} is not divisible by model.heads={m.heads}"
+    return None
+
+
+@check
+def completions_fit_the_context(cfg: DictConfig) -> str | None:
+    m = cfg.model
+    if m.get("kind") != "tiny":  # other models' context is known once loaded (sampling/base.py checks)
+        return None
+    for key in ("sampler.max_new_tokens", "callbacks.eval.max_new_tokens"):
+        v = OmegaConf.select(cfg, key)
+        if v is not None and v >= m.max_len:
+            return f"{key}={v} exceeds the model's context (model.max_len={m.max_len}) with no room for the prompt"
+    return None
+
+
+@check
+def schedule_fraction_needs_budget(cfg: DictConfig) -> str | None:
+    sched = cfg.get("schedule")
+    for key in sched.stage_order if sched is not None else []:
+        if sched[key].get("start_tokens_frac") is not None and cfg.budget.max_tokens is None:
+            return f"schedule.{key}.start_tokens_frac needs budget.max_tokens (a fraction of what?)"
+    return None
+
+
+# ---- layer 3: build what can be built without a model ----
+def _dry_build(cfg: DictConfig) -> None:
+    import hydra
+    from hydra.errors import InstantiationException
+
+    from gfpo_bench.loss import PairwiseLoss
+    from gfpo_bench.rewards.process import PROCESS_REWARDS
+    from gfpo_bench.rewards.reward import Reward
+    from gfpo_bench.sampling import SAMPLERS
+    from gfpo_bench.sampling.branch import BRANCH_RULES
+    from gfpo_bench.schedule import build_schedule
+
+    def attempt(key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except InstantiationException as e:
+            cause = e.__cause__ or e
+            raise ConfigError(f"{key}: {str(cause).splitlines()[0]}") from None
+        except (ValueError, TypeError) as e:  # ConfigError too: say which key it came from
+            raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
+
+    attempt("sampler.name", lambda: SAMPLERS.get(cfg.sampler.name))
+    if cfg.sampler.get("branch_at") is not None:
+        attempt("sampler.branch_at", lambda: BRANCH_RULES.get(cfg.sampler.branch_at))
+    attempt("reward.process", lambda: PROCESS_REWARDS.get(cfg.reward.process))
+    r = cfg.reward
+    weights = OmegaConf.to_container(r.weights)
+    attempt("reward", lambda: Reward(weights, r.process, r.wrong_final, r.noise, seed=cfg.seed))
+    attempt("loss", lambda: PairwiseLoss(cfg.loss.beta, cfg.loss.form, cfg.loss.positive_lambda))
+    key = "schedule" if cfg.get("schedule") is not None else "pairing"
+    attempt(key, lambda: build_schedule(cfg))
+    attempt("task", lambda: hydra.utils.instantiate(cfg.task))
+
+
+# ---- layer 4: hardware, files, checkpoints ----
+def _check_hardware(cfg: DictConfig) -> None:
+    acc = str(cfg.trainer.get("accelerator", "cpu"))
+    if acc not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={acc}: no CUDA GPU is visible on this machine "
+            "(torch.cuda.is_available() is False); use trainer=cpu"
+        )
+    devices, have = cfg.trainer.get("devices"), torch.cuda.device_count()
+    if isinstance(devices, int) and devices > have:
+        raise ConfigError(f"trainer.devices={devices}, but this machine has {have} GPU(s)")
+
+
+def _expected_arch(cfg: DictConfig) -> dict | None:
+    """Architecture keys (config.json names) the model of this run will have, where known cheaply."""
+    m = cfg.model
+    if m.get("kind") == "tiny":
+        return {"hidden_size": m.hidden, "num_hidden_layers": m.layers}
+    local = Path(str(m.get("name_or_path") or "")).expanduser() / "config.json"
+    if m.get("kind") == "hf" and local.is_file():
+        import json
+
+        have = json.loads(local.read_text())
+        return {k: have[k] for k in ("hidden_size", "num_hidden_layers") if k in have}
+    return None
+
+
+def _check_paths(cfg: DictConfig) -> None:
+    """The task's data files, a local model path and init_from (torch only for a .ckpt)."""
+    from gfpo_bench.tasks.bench_data import check_data_path
+    from gfpo_bench.warmstart import check_init_source
+
+    if cfg.task.get("path"):
+        check_data_path(cfg.task.path, f"task.path={cfg.task.path}")
+    name = cfg.model.get("name_or_path")
+    local = name and (cfg.model.get("kind") == "tiny" or str(name).startswith(("/", ".", "~")))
+    if local and not Path(str(name)).expanduser().exists():
+        raise ConfigError(
+            f"model path not found: {name} (model.name_or_path: a saved model dir or a hub name)"
+        )
+    if cfg.get("init_from"):
+        check_init_source(cfg.init_from, _expected_arch(cfg))
+
+
+def _check_resume(cfg: DictConfig, run_dir: Path | None) -> None:
+    """The checkpoint an interrupted run would resume from can be read."""
+    from gfpo_bench.warmstart import check_checkpoint_file, completed_summary
+
+    last = run_dir / "checkpoints" / "last.ckpt" if run_dir is not None else None
+    if cfg.resume == "auto" and last is not None and last.exists() and completed_summary(run_dir) is None:
+        check_checkpoint_file(last, "resume=auto (this run dir holds an interrupted run)")
+
+
+def _missing_keys(cfg: DictConfig) -> list[str]:
+    """??? values outside the `hydra` node (tests compose with it; its interpolations need a run)."""
+    out = []
+    for key in cfg:
+        if key == "hydra":
+            continue
+        if OmegaConf.is_missing(cfg, key):
+            out.append(str(key))
+        elif OmegaConf.is_config(cfg._get_node(key)):
+            out += [f"{key}.{k}" for k in OmegaConf.missing_keys(cfg[key])]
+    return out
+
+
+def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
+    """Raise ConfigError with one line for the first mistake in `cfg`; return quietly if none.
+
+    `run_dir`: where the run writes (its checkpoint is checked when it resumes); None: skip that.
+    """
+    missing = sorted(_missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} must be set (it is ??? in the config): add {missing[0]}=<value>")
+    _apply(cfg, RULES)
+    for prefix in _pairing_prefixes(cfg):
+        _apply(cfg, PAIRING_RULES, prefix)
+    if cfg.get("schedule") is not None:
+        for key in cfg.schedule.stage_order:
+            _apply(cfg, STAGE_RULES, f"schedule.{key}.")
+    for fn in CHECKS:
+        problem = fn(cfg)
+        if problem:
+            raise ConfigError(problem)
+    _check_paths(cfg)
+    _check_hardware(cfg)
+    _dry_build(cfg)
+    _check_resume(cfg, run_dir)
