@@ -1,4 +1,9 @@
-"""Loggers for a run: Lightning's WandbLogger (offline when no credentials exist) and a CSVLogger."""
+"""Loggers for a run: Lightning's WandbLogger (offline when no credentials exist) and a CSVLogger.
+
+W&B online but unreachable (no network, a firewall, an outage): `wandb.init` fails, and the run
+falls back to an offline W&B run with a warning instead of dying; `wandb sync <run dir>/wandb/...`
+uploads it later. Lightning is imported only when loggers are built, so the CLI starts fast.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,12 @@ import netrc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import Logger
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +43,48 @@ def resolve_wandb_mode(mode: str) -> str:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) -> list[Logger]:
+    from lightning.pytorch.loggers import CSVLogger
+
     loggers: list[Logger] = []
     wb = cfg.logger.get("wandb")
     if wb is not None:
         mode = resolve_wandb_mode(wb.mode)
         if mode != "disabled":
             log.info("W&B logging %s (project %s, run %s)", mode, wb.project, name)
-            logger = WandbLogger(
+            kwargs = dict(
                 project=wb.project,
                 entity=wb.get("entity"),
                 name=name,
                 group=wb.get("group") or group,
                 save_dir=str(run_dir),
-                offline=mode == "offline",
                 config=OmegaConf.to_container(cfg, resolve=True),
             )
-            loggers.append(logger)
+            loggers.append(wandb_logger(kwargs, offline=mode == "offline"))
     if cfg.logger.get("csv", True):
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     return loggers
+
+
+def wandb_logger(kwargs: dict, offline: bool) -> Logger:
+    """A WandbLogger; online, its run is started now, and if W&B cannot be reached the run goes on
+    with an offline W&B run (and a warning) rather than failing at its first logged metric."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(offline=offline, **kwargs)
+    if offline:
+        return logger
+    try:
+        logger.experiment  # noqa: B018  (wandb.init: contacts the server)
+        return logger
+    except Exception as e:  # noqa: BLE001  (CommError, timeouts, auth: all mean "not reachable")
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        log.warning(
+            "W&B is unreachable (%s): logging to an offline W&B run instead; upload it later "
+            "with `wandb sync`",
+            reason,
+        )
+        finish_wandb(exit_code=1)
+        return WandbLogger(offline=True, **kwargs)
 
 
 def publish_summary(loggers: list[Logger], summary: dict) -> None:
@@ -63,6 +94,8 @@ def publish_summary(loggers: list[Logger], summary: dict) -> None:
     flat = {k: summary[k] for k in keys if k in summary}
     flat.update(summary.get("metrics") or {})
     flat.update({f"pair_stats/{k}": v for k, v in (summary.get("pair_stats") or {}).items()})
+    from lightning.pytorch.loggers import WandbLogger
+
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.experiment.summary.update(flat)

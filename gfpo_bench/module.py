@@ -182,6 +182,7 @@ class PairwiseRLModule(L.LightningModule):
         metrics.update(pair_metrics(rollouts, rewards, pairs))
         metrics["train/tokens_generated"] = float(self.tokens_generated)
         metrics["train/pairing_stage"] = float(stage)
+        metrics["train/reward/faults"] = float(self.reward.faults)  # completions whose checker raised
         metrics["train/completion_tokens"] = rollouts.completion_mask.sum().item() / max(1, rollouts.n)
         self.log_dict(metrics, batch_size=max(1, len(rollouts.problems)))
         self.log("reward", metrics["train/reward/total"], prog_bar=True, logger=False)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
 from gfpo_bench.callbacks.pair_table import PairTableCallback
+from gfpo_bench.checkpoint_io import AtomicCheckpointIO
 from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
@@ -190,6 +191,7 @@ def run(cfg: DictConfig) -> dict:
             PairTableCallback(**cfg.callbacks.pair_table),
         ],
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],  # a failed or killed save leaves the previous checkpoint
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
     trainer.fit(module, train_dataloaders=train_loader(task, cfg), ckpt_path=ckpt)
@@ -211,6 +213,7 @@ def run(cfg: DictConfig) -> dict:
         steps=trainer.global_step,
         skipped_batches=module.skipped_batches,
         nonfinite_steps=module.nonfinite_steps,
+        reward_faults=reward.faults,
         warm_start=warm_start_metrics(cfg, eval_cb.history),
         eval_history=eval_cb.history,
         schedule_switches=schedule.switches,

@@ -64,3 +64,76 @@ def test_noise_flips_final_rewards_at_the_configured_rate():
 )
 def test_format_reward_cases(text, ok):
     assert parse_completion(text).format_ok is ok
+
+
+class FlakyTask(type(TASK)):
+    """The arith task, except that its checker or its step verifier raises on chosen answers."""
+
+    def __init__(self, bad_score: str | None = None, bad_verify: str | None = None) -> None:
+        super().__init__()
+        self.bad_score, self.bad_verify = bad_score, bad_verify
+
+    def score(self, problems, completions):
+        if self.bad_score is not None and any(self.bad_score in c for c in completions):
+            if len(completions) == 1:
+                raise RuntimeError("checker crashed")
+            raise RuntimeError("checker crashed on the batch")
+        return super().score(problems, completions)
+
+    def verify_steps(self, problem, steps):
+        if self.bad_verify is not None and any(self.bad_verify in s for s in steps):
+            raise ZeroDivisionError("verifier crashed")
+        return super().verify_steps(problem, steps)
+
+
+RIGHT = comp("3+4=7", "7-2=5", answer="5")
+
+
+@pytest.mark.parametrize("fault", ["checker", "verifier"])
+def test_a_reward_that_raises_on_one_completion_counts_it_wrong_and_goes_on(fault, caplog):
+    # the second completion is right, but its checker (or its step verifier) raises on it
+    poisoned = comp("3+4=7", "7-2=5", "5+0=5", answer="5")  # right, with one extra (right) step
+    r, _ = rollouts([(P, [RIGHT, poisoned, RIGHT])])
+    task = FlakyTask(bad_score="5+0=5") if fault == "checker" else FlakyTask(bad_verify="5+0=5")
+    reward = Reward()
+    with caplog.at_level("WARNING"):
+        out = reward(task, r)
+    assert out.correct.tolist() == [True, False, True]
+    assert out.final.tolist() == [1.0, 0.0, 1.0]
+    assert out.process.tolist() == [1.0, -1.0, 1.0]  # its steps count as wrong: (-1 -1 -1)/3
+    assert reward.faults == 1 and "counted as wrong" in caplog.text
+    reward(task, r)
+    assert reward.faults == 2  # a counter over the run, logged as train/reward/faults
+
+
+def test_a_checker_that_raises_on_every_completion_stops_the_run():
+    from gfpo_bench.errors import RunFault
+
+    r, _ = rollouts([(P, [RIGHT, RIGHT])])
+    with pytest.raises(RunFault, match="raised on all 2 completions"):
+        Reward()(FlakyTask(bad_score="<answer>"), r)
+
+
+def test_reward_faults_reach_the_logged_metrics_and_summary(run_cfg, monkeypatch):
+    import csv
+    from pathlib import Path
+
+    from gfpo_bench.tasks.arith import ArithTask
+    from gfpo_bench.train import run
+
+    real = ArithTask.verify_steps
+    calls = {"n": 0}
+
+    def every_fifth_raises(self, problem, steps):
+        calls["n"] += 1
+        if calls["n"] % 5 == 0:
+            raise ValueError("injected verifier fault")
+        return real(self, problem, steps)
+
+    monkeypatch.setattr(ArithTask, "verify_steps", every_fifth_raises)
+    cfg = run_cfg("trainer.max_steps=2", "callbacks.eval.at_start=false")
+    summary = run(cfg)
+    assert summary["status"] == "completed" and summary["reward_faults"] > 0
+    rows = list(csv.DictReader((Path(cfg.hydra.runtime.output_dir) / "csv" / "metrics.csv").open()))
+    logged = [float(r["train/reward/faults"]) for r in rows if r.get("train/reward/faults")]
+    assert logged and logged[-1] == summary["reward_faults"]

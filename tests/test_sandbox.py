@@ -443,3 +443,48 @@ def test_a_sandbox_that_cannot_start_raises_instead_of_scoring(
     monkeypatch.setattr(executor, "CHILD", str(tmp_path / "missing.py"))
     with pytest.raises(RuntimeError, match="sandbox failed to start"):
         execute("pass", timeout_s=5.0)
+
+
+DYING_CHILD = """
+import os, runpy, signal, sys
+count = {count!r}
+with open(count, "a+") as f:
+    f.seek(0)
+    n = len(f.read())
+    f.write("x")
+if n < {deaths}:
+    # the sandbox dies before its program starts (SIGKILL in process mode; as PID 1 of its own pid
+    # namespace, a process ignores signals it sends itself, so there it exits the same way)
+    os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(137)
+sys.argv[0] = {real!r}
+runpy.run_path({real!r}, run_name="__main__")
+"""
+
+
+def test_a_sandbox_that_dies_is_replaced(
+    mode: str, monkeypatch: pytest.MonkeyPatch, tmp_path, caplog
+) -> None:
+    # Inject the fault: the first two sandbox processes SIGKILL themselves before running anything.
+    count = tmp_path / "starts"
+    child = tmp_path / "dying_child.py"
+    child.write_text(DYING_CHILD.format(count=str(count), deaths=2, real=executor.CHILD))
+    monkeypatch.setattr(executor, "CHILD", str(child))
+    before = executor.restarts()
+    with caplog.at_level("WARNING"):
+        results = execute_many(["assert 1 + 1 == 2", "assert 1 + 1 == 3"], timeout_s=5.0, max_workers=1)
+    assert [r.status for r in results] == ["passed", "failed"]  # scored as if nothing had happened
+    assert executor.restarts() - before == 2 and "replaced by a fresh one" in caplog.text
+    assert len(count.read_text()) == 4  # 2 dead sandboxes + 2 that ran the programs
+
+
+def test_a_sandbox_that_keeps_dying_raises_after_its_replacements(
+    mode: str, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    count = tmp_path / "starts"
+    child = tmp_path / "dying_child.py"
+    child.write_text(DYING_CHILD.format(count=str(count), deaths=99, real=executor.CHILD))
+    monkeypatch.setattr(executor, "CHILD", str(child))
+    with pytest.raises(executor.SandboxStartError, match="sandbox failed to start"):
+        execute("pass", timeout_s=5.0)
+    assert len(count.read_text()) == 1 + executor.RESTARTS

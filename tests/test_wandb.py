@@ -27,3 +27,35 @@ def test_a_run_logs_to_an_offline_wandb_run(run_cfg, monkeypatch, tmp_path):
     offline = list((run_dir / "wandb").glob("offline-run-*"))
     assert summary["status"] == "completed" and offline, "no offline W&B run was written"
     assert any(offline[0].glob("*.wandb")), "the offline run holds no data"
+
+
+def test_unreachable_wandb_falls_back_to_offline_with_a_warning(monkeypatch, tmp_path, caplog):
+    import os
+
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    from gfpo_bench.loggers import build_loggers, finish_wandb
+    from tests.conftest import compose_cfg
+
+    real_init, attempts = wandb.init, []
+
+    def init(*args, **kwargs):  # the fault: the W&B server cannot be reached in online mode
+        attempts.append(os.environ.get("WANDB_MODE"))
+        if os.environ.get("WANDB_MODE") not in ("offline", "dryrun"):
+            raise wandb.errors.CommError("Network error (ConnectionError), entering retry loop")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", init)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_MODE")  # so that logger.wandb.mode=online decides (restored afterwards)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    cfg = compose_cfg(["logger=default", "logger.wandb.mode=online"], tmp_path / "run")
+    with caplog.at_level("WARNING"):
+        loggers = build_loggers(cfg, tmp_path, "fallback-test", None)
+    wb = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    assert len(wb) == 1 and "W&B is unreachable" in caplog.text and "offline" in caplog.text
+    wb[0].log_metrics({"train/loss": 1.0}, step=0)  # the run goes on, logging offline
+    finish_wandb()
+    assert attempts[0] is None and attempts[-1] == "dryrun"
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run was written"

@@ -1,17 +1,22 @@
 """Score a policy on a task: accuracy (math) or pass@1 / pass@k (code), plus every scored sample.
 
 Metric names: `val/math/accuracy` and `val/<task>/accuracy` for math tasks; `val/code/pass@1`,
-`val/<task>/pass@1` (and pass@k when k > 1 samples are drawn) for code tasks.
+`val/<task>/pass@1` (and pass@k when k > 1 samples are drawn) for code tasks. A completion whose
+check raises counts as wrong (detail "reward fault") and is logged; the evaluation goes on.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from gfpo_bench.eval.passk import mean_pass_at_k
-from gfpo_bench.tasks.base import Task
+from gfpo_bench.tasks.base import Score, Task
+from gfpo_bench.tasks.checked import FAULT, describe, score_safely, verify_safely
 from gfpo_bench.tasks.format import parse_completion
 from gfpo_bench.types import Problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,11 +31,14 @@ def evaluate_policy(
     """`policy.complete(problems)` (n == 1) or `policy.complete(problems, n=n)` -> scores and metrics."""
     completions = policy.complete(problems) if n == 1 else policy.complete(problems, n=n)
     expanded = [p for p in problems for _ in range(n)]
-    scores = task.score(expanded, completions)
+    scores, errors = score_safely(task, expanded, completions)
     records = []
-    for p, c, s in zip(expanded, completions, scores):
+    for i, (p, c, s) in enumerate(zip(expanded, completions, scores)):
         parsed = parse_completion(c)
-        steps = task.verify_steps(p, parsed.steps)
+        steps, err = verify_safely(task, p, parsed.steps)
+        if err is not None:
+            errors.setdefault(i, err)
+            s = Score(correct=False, extracted=s.extracted, detail=FAULT)
         records.append(
             {
                 "uid": p.uid,
@@ -42,6 +50,15 @@ def evaluate_policy(
                 "format_ok": parsed.format_ok,
                 "step_scores": steps,
             }
+        )
+    if errors:
+        first = describe(next(iter(errors.values())))
+        log.warning(
+            "%s: checking %d of %d completions raised (%s); counted as wrong",
+            task.name,
+            len(errors),
+            len(records),
+            first,
         )
     per_problem: dict[str, list[bool]] = {}
     for r in records:

@@ -4,18 +4,30 @@
 - R_process: see `process.py` (`verifier` or `majority`).
 - R_format: 1 if the completion has the reasoning format (`tasks/format.py`), else 0.
 Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment).
+
+Faults: a task's checker or step verifier that raises on one completion (a parser bug, a sandbox
+hiccup, a pathological answer) does not end the run. That completion counts as wrong (R_final =
+wrong_final, every step scored -1), a warning names it, and `Reward.faults` counts it (logged as
+`train/reward/faults`, written to summary.json as `reward_faults`). If every completion of a call
+raises, the checker itself is broken: `RunFault`, because scoring them all wrong would train on noise.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
+from gfpo_bench.errors import RunFault
 from gfpo_bench.rewards.process import PROCESS_REWARDS
-from gfpo_bench.tasks.base import Task
+from gfpo_bench.tasks.base import Score, Task
+from gfpo_bench.tasks.checked import FAULT, describe, score_safely, verify_safely
 from gfpo_bench.tasks.format import parse_completion
-from gfpo_bench.types import RewardOutput, Rollouts
+from gfpo_bench.types import Problem, RewardOutput, Rollouts
+
+log = logging.getLogger(__name__)
+WARN_FAULTS = 10  # faults logged one by one per process; later ones are only counted
 
 
 @dataclass
@@ -54,13 +66,23 @@ class Reward:
             raise ValueError(f"reward.noise must be in [0, 1], got {noise}")
         self.wrong_final, self.noise = wrong_final, noise
         self.gen = torch.Generator().manual_seed(seed)
+        self.faults = 0  # completions whose checker or verifier raised, over the run
 
     def __call__(self, task: Task, rollouts: Rollouts) -> RewardOutput:
         problems = [rollouts.problems[g] for g in rollouts.group.tolist()]
         parsed = [parse_completion(t) for t in rollouts.texts]
-        scores = task.score(problems, rollouts.texts)
+        scores, errors = score_safely(task, problems, rollouts.texts)
+        step_scores = []
+        for i, (p, pc) in enumerate(zip(problems, parsed)):
+            steps, err = verify_safely(task, p, pc.steps)
+            step_scores.append(steps)
+            if err is not None:
+                errors.setdefault(i, err)
+        self._count(task, problems, errors, rollouts.n)
+        for i in errors:  # wrong, every step wrong: whichever check raised
+            scores[i] = Score(correct=False, extracted=None, detail=FAULT)
+            step_scores[i] = [-1] * len(parsed[i].steps)
         correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)  # [N]
-        step_scores = [task.verify_steps(p, pc.steps) for p, pc in zip(problems, parsed)]
 
         final = torch.where(correct, 1.0, self.wrong_final)  # [N]
         if self.noise > 0:
@@ -70,3 +92,21 @@ class Reward:
         fmt = torch.tensor([float(pc.format_ok) for pc in parsed])  # [N]
         total = self.w.final * final + self.w.process * process + self.w.format * fmt
         return RewardOutput(final, process, fmt, total, correct, step_scores)
+
+    def _count(self, task: Task, problems: list[Problem], errors: dict[int, Exception], n: int) -> None:
+        if errors and len(errors) == n > 1:
+            raise RunFault(
+                f"{task.name}: the reward raised on all {n} completions of a batch "
+                f"({describe(next(iter(errors.values())))}): its checker is broken"
+            )
+        for i, e in sorted(errors.items()):
+            self.faults += 1
+            if self.faults <= WARN_FAULTS:
+                more = " (further faults are only counted)" if self.faults == WARN_FAULTS else ""
+                log.warning(
+                    "reward: checking completion %d (problem %s) raised %s; counted as wrong%s",
+                    i,
+                    problems[i].uid,
+                    describe(e),
+                    more,
+                )

@@ -3,6 +3,13 @@
 See `executor.py` for what the sandbox protects against and what it does not.
 """
 
-from gfpo_bench.sandbox.executor import ExecResult, execute, execute_many, isolation
+from gfpo_bench.sandbox.executor import (
+    ExecResult,
+    SandboxStartError,
+    execute,
+    execute_many,
+    isolation,
+    restarts,
+)
 
-__all__ = ["ExecResult", "execute", "execute_many", "isolation"]
+__all__ = ["ExecResult", "SandboxStartError", "execute", "execute_many", "isolation", "restarts"]

@@ -31,11 +31,17 @@ directory, use the network, read `/proc/<trainer>/environ`, signal same-user pro
 trainer included), and leave `setsid` daemons behind the process-group kill. With or without
 namespaces, RLIMIT_NPROC does not bind uid 0, so as root a guard-defeating fork bomb is bounded only
 by the timeout (and the host's pid limits). Run the trainer as an unprivileged user where possible.
+
+A sandbox process that dies before its program starts (killed by the OOM killer, a fork refused
+with EAGAIN, a broken mount) is a fault of the machine, not of the program: it is replaced by a
+fresh one, up to `RESTARTS` times, with a warning, and counted (`restarts()`). Only if every
+replacement dies too does `execute` raise `SandboxStartError`, never scoring the program as wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -54,6 +60,20 @@ from gfpo_bench.sandbox._pipes import OUTPUT_LIMIT as OUTPUT_LIMIT  # re-export:
 from gfpo_bench.sandbox._pipes import close_quietly, communicate, kill_group
 
 Status = Literal["passed", "failed", "timeout", "error", "killed"]
+log = logging.getLogger(__name__)
+RESTARTS = 2  # replacements of a sandbox that dies before its program starts
+_restarts = [0]  # sandboxes replaced in this process
+_restarts_lock = threading.Lock()
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox process died before the program started: the machine's fault, not the program's."""
+
+
+def restarts() -> int:
+    """How many dead sandboxes this process has replaced so far."""
+    return _restarts[0]
+
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 NO_NAMESPACES_ENV = "GFPO_SANDBOX_NO_NAMESPACES"  # "1": skip namespaces even if available
@@ -125,6 +145,20 @@ def execute(code: str, timeout_s: float, memory_mb: int = 512) -> ExecResult:
     """
     if timeout_s <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
+    for attempt in range(RESTARTS + 1):
+        try:
+            return _execute_once(code, timeout_s, memory_mb)
+        except (SandboxStartError, BlockingIOError, InterruptedError) as e:  # EAGAIN on fork, ...
+            if attempt == RESTARTS:
+                raise
+            with _restarts_lock:
+                _restarts[0] += 1
+            log.warning("sandbox died before its program started (%s): replaced by a fresh one", e)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _execute_once(code: str, timeout_s: float, memory_mb: int) -> ExecResult:
     mode = isolation()
     workdir = tempfile.mkdtemp(prefix="gfpo-sandbox-")
     nonce = secrets.token_hex(16).encode()
@@ -162,7 +196,7 @@ def execute(code: str, timeout_s: float, memory_mb: int = 512) -> ExecResult:
         _remove_tree(workdir)
     if not timed_out and b"ready" not in out["status"].split(b"\n"):
         # The child died before the program started: a broken sandbox, not a wrong program.
-        raise RuntimeError(
+        raise SandboxStartError(
             f"sandbox failed to start (code {proc.returncode}): {_text(out['stderr'], out['stderr_dropped'])}"
         )
     status, detail, fs = _verdict(out["status"], nonce, timed_out, proc.returncode, timeout_s)
