@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from gfpo_bench.models.generation import generate
 from gfpo_bench.models.prompting import PromptFormatter
-from gfpo_bench.sampling.independent import generate
 from gfpo_bench.tasks.base import Task
 from gfpo_bench.types import Problem
 

@@ -56,15 +56,6 @@ class Sampler(ABC):
         """K paths for each problem."""
 
 
-def cut_at_eos(ids: list[int], eos_id: int, pad_id: int) -> list[int]:
-    """Completion ids up to and including the first eos; trailing pads dropped."""
-    if eos_id in ids:
-        return ids[: ids.index(eos_id) + 1]
-    while ids and ids[-1] == pad_id:
-        ids = ids[:-1]
-    return ids
-
-
 def make_rollouts(
     tokenizer,
     problems: list[Problem],

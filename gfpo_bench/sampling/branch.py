@@ -40,9 +40,10 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from gfpo_bench.analytics import first_wrong_step
 from gfpo_bench.errors import ConfigError
+from gfpo_bench.models.generation import cut_at_eos
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.registry import Registry
-from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig, Sampler, cut_at_eos, make_rollouts
+from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig, Sampler, make_rollouts
 from gfpo_bench.sampling.steps import step_spans
 from gfpo_bench.tasks.format import parse_completion
 from gfpo_bench.types import Problem, Rollouts

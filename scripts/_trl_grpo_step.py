@@ -1,0 +1,101 @@
+"""TRL's GRPOTrainer on the work `bench_speed.py` times: the outside reference point for s/step.
+
+Same warm start (the embedded default model and its tokenizer), same prompts (the arith task's
+training split, as gfpo-bench formats them), same reward (gfpo-bench's `Reward`), 8 prompts x 8
+completions of <= 48 new tokens at temperature 1, one torch thread, a reference model (beta > 0, as
+gfpo-bench's default keeps one). TRL is not a gfpo-bench dependency: `pip install trl accelerate`.
+Prints one JSON line: {"median_s_per_step": ...}. Called by `bench_speed.py --trl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=18)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    import hydra
+    from datasets import Dataset
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from gfpo_bench.models.factory import build_model
+    from gfpo_bench.rewards.reward import Reward
+    from gfpo_bench.sampling.base import rollouts_from_texts
+
+    with initialize_config_module(config_module="gfpo_bench.conf", version_base="1.3"):
+        cfg = compose("config")
+    task = hydra.utils.instantiate(cfg.task)
+    key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
+    model, tok, formatter = build_model(cfg.model, task, key)  # the default warm start
+    problems = {p.uid: p for p in task.problems("train")}
+    data = Dataset.from_list(
+        [{"prompt": formatter(tok, task.prompt(p)), "uid": p.uid} for p in problems.values()]
+    )
+    reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process)
+
+    def reward_fn(prompts, completions, uid, **_) -> list[float]:
+        rollouts = rollouts_from_texts(
+            tok, formatter, task, [problems[u] for u in uid], [[c] for c in completions]
+        )
+        return reward(task, rollouts).total.tolist()
+
+    class Clock(TrainerCallback):
+        times: list[float] = []
+
+        def on_step_begin(self, *a, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a, **kw):
+            self.times.append(time.perf_counter() - self.t)
+
+    with tempfile.TemporaryDirectory() as out:
+        conf = GRPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=64,  # completions per step: 8 prompts x 8 generations
+            num_generations=8,
+            max_completion_length=48,
+            temperature=1.0,
+            top_p=1.0,
+            top_k=0,
+            learning_rate=float(cfg.optim.lr),
+            beta=0.04,
+            max_steps=args.steps,
+            logging_steps=1000,
+            save_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            bf16=False,
+            dataloader_num_workers=0,
+            seed=0,
+        )
+        clock = Clock()
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reward_fn,
+            args=conf,
+            train_dataset=data,
+            processing_class=tok,
+            callbacks=[clock],
+        )
+        trainer.train()
+    print(json.dumps({"median_s_per_step": statistics.median(clock.times[args.warmup :])}))
+
+
+if __name__ == "__main__":
+    main()
