@@ -5,6 +5,7 @@ ModelCheckpoint's last.ckpt, goes through it): it writes `<name>.tmp-<pid>` in t
 flushes it to disk, then `os.replace`s it over the target, which POSIX makes atomic. A failed write
 (disk full, quota, I/O error) or a kill mid-write leaves the previous checkpoint as it was; a failed
 write removes its temp file and raises `CheckpointWriteError`, which the CLI reports as one line.
+(torch.save reports a failed write as a RuntimeError; the OSError behind it names the cause.)
 Departs from Lightning's own `TorchCheckpointIO`, which serialises to memory and then writes over the
 target through fsspec, without fsync.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except OSError as e:
+        except BaseException as e:
             tmp.unlink(missing_ok=True)
-            kept = f"the previous {target.name} is intact" if target.exists() else "no earlier checkpoint"
-            hint = (
-                "free some disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the file system"
-            )
-            raise CheckpointWriteError(
-                f"could not write checkpoint {target}: {e.strerror or e} ({kept}); "
-                f"{hint} and run the same command again to resume"
-            ) from e
+            if not isinstance(e, (OSError, RuntimeError)):  # e.g. KeyboardInterrupt: as it was
+                raise
+            raise CheckpointWriteError(_message(target, e)) from e
+
+
+def _message(target: Path, e: BaseException) -> str:
+    """torch.save turns a failed write into RuntimeError('[enforce fail ...] unexpected pos ...');
+    the OSError behind it (ENOSPC, EDQUOT, EIO) says what happened."""
+    cause: BaseException | None = e
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(e).splitlines()[0][:100]
+    try:
+        free = f", {shutil.disk_usage(target.parent).free / 2**20:.1f} MiB free there"
+    except OSError:
+        free = ""
+    kept = f"the previous {target.name} is intact" if target.exists() else "no earlier checkpoint"
+    full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+    hint = "free some disk space" if full or not isinstance(cause, OSError) else "fix the file system"
+    return (
+        f"could not write checkpoint {target}: {reason}{free} ({kept}); "
+        f"{hint} and run the same command again to resume"
+    )

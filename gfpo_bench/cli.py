@@ -139,27 +139,39 @@ def report_failure(
     )
     line = f"error: {msg}"
     if validated or multirun:  # a config rejected before anything was built leaves no run dir behind
-        from gfpo_bench.train import write_summary
+        try:
+            from gfpo_bench.train import write_summary
 
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if completed_summary(run_dir) is None:  # never overwrite a finished run's results
-            write_summary(
-                run_dir,
-                cfg,
-                status="failed",
-                error=msg,
-                metrics={},
-                pair_stats={},
-                tokens_generated=0,
-                wall_time_s=time.time() - t0,
-                steps=0,
-            )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if completed_summary(run_dir) is None:  # never overwrite a finished run's results
+                write_summary(
+                    run_dir,
+                    cfg,
+                    status="failed",
+                    error=msg,
+                    metrics={},
+                    pair_stats={},
+                    tokens_generated=0,
+                    wall_time_s=time.time() - t0,
+                    steps=0,
+                )
+        except Exception as write_error:  # noqa: BLE001  (e.g. the disk that failed the run is still full)
+            why = str(write_error).splitlines()[0] if str(write_error) else type(write_error).__name__
+            line += f" (summary.json not written: {why})"
     if not user_error:
         tb_file = run_dir / "error.log"
-        tb_file.write_text("".join(traceback.format_exception(e)))
+        try:
+            tb_file.write_text("".join(traceback.format_exception(e)))
+            where = f"traceback: {tb_file}"
+        except OSError:
+            where = "traceback not written: the run dir is not writable; run with debug=true to see it"
         last = run_dir / "checkpoints" / "last.ckpt"
-        kept = f"; last checkpoint kept: {last} (run the same command to resume)" if last.exists() else ""
-        line += f" (traceback: {tb_file}{kept})"
+        kept = (
+            ""
+            if fault or not last.exists()
+            else f"; last checkpoint kept: {last} (run the same command to resume)"
+        )
+        line += f" ({where}{kept})"
     if debug_wanted(cfg):
         traceback.print_exception(e)
     if multirun:

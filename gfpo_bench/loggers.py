@@ -84,7 +84,9 @@ def wandb_logger(kwargs: dict, offline: bool) -> Logger:
             reason,
         )
         finish_wandb(exit_code=1)
-        return WandbLogger(offline=True, **kwargs)
+        # mode="offline" in wandb.init itself: the WANDB_MODE that offline=True sets is ignored once
+        # a W&B session has started (the failed online attempt started one)
+        return WandbLogger(offline=True, mode="offline", **kwargs)
 
 
 def publish_summary(loggers: list[Logger], summary: dict) -> None:

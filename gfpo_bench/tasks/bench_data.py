@@ -64,7 +64,7 @@ def check_json_file(file: Path, what: str) -> None:
     >>> import tempfile; f = Path(tempfile.mkdtemp()) / "d.jsonl"; _ = f.write_text('{"a": 1}\\n{"a": \\n')
     >>> check_json_file(f, "gsm8k")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    gfpo_bench.errors.ConfigError: gsm8k: .../d.jsonl:2: not valid JSON (Expecting value, column 7); fix or delete that line
+    gfpo_bench.errors.ConfigError: gsm8k: .../d.jsonl:2: not valid JSON at column 7 (Expecting value); fix or delete that line
     """
     try:
         text = file.read_text(encoding="utf-8")
@@ -86,7 +86,7 @@ def check_json_file(file: Path, what: str) -> None:
         except ValueError as e:
             msg, col = getattr(e, "msg", str(e)), getattr(e, "colno", "?")
             raise ConfigError(
-                f"{what}: {file}:{lineno}: not valid JSON ({msg}, column {col}); fix or delete that line"
+                f"{what}: {file}:{lineno}: not valid JSON at column {col} ({msg}); fix or delete that line"
             ) from None
         if not isinstance(record, dict):
             raise ConfigError(
