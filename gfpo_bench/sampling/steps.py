@@ -7,6 +7,8 @@ any tokenizer: tokens are decoded one by one and matched by character offsets.
 
 from __future__ import annotations
 
+import weakref
+
 from gfpo_bench.tasks.format import THINK_CLOSE, THINK_OPEN
 
 
@@ -52,6 +54,19 @@ def step_spans_from_pieces(pieces: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
+# tokenizer -> {token id: its text decoded alone}; a token's piece never changes, and decoding one id
+# at a time through the tokenizer costs more than the rest of building a batch of rollouts
+_PIECES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def token_pieces(tokenizer, ids: list[int]) -> list[str]:
+    """The text of each token decoded on its own (what step spans are matched against)."""
+    known = _PIECES.setdefault(tokenizer, {})
+    new = [i for i in dict.fromkeys(ids) if i not in known]
+    if new:
+        known.update(zip(new, tokenizer.batch_decode([[i] for i in new], skip_special_tokens=False)))
+    return [known[i] for i in ids]
+
+
 def step_spans(tokenizer, completion_ids: list[int]) -> list[tuple[int, int]]:
-    pieces = tokenizer.batch_decode([[i] for i in completion_ids], skip_special_tokens=False)
-    return step_spans_from_pieces(pieces)
+    return step_spans_from_pieces(token_pieces(tokenizer, completion_ids))
