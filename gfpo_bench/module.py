@@ -3,7 +3,9 @@
     training_step:  rollout -> reward -> pairs -> loss
 
 Each unique sequence is scored by one forward pass per step (the policy, and the frozen reference
-when `loss.use_reference`), never once per pair. A batch with no pairs, or a non-finite loss, skips
+when `loss.use_reference`), never once per pair. The reference is a frozen copy of the starting
+model, or, for a LoRA (peft) model, the same model with its adapters disabled (no second copy; its
+checkpoints then hold the adapters only). A batch with no pairs, or a non-finite loss, skips
 the optimizer step; both are counted and logged and the run goes on.
 """
 
@@ -20,7 +22,8 @@ from torch import Tensor
 from gfpo_bench.analytics import pair_metrics
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.loss import LossOutput, PairwiseLoss
-from gfpo_bench.models.logprobs import token_logprobs
+from gfpo_bench.models.logprobs import LOGITS_BUDGET, token_logprobs
+from gfpo_bench.models.lora import is_peft, reference_mode, trainable_keys
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import Sampler
 from gfpo_bench.schedule import PairingSchedule
@@ -54,6 +57,7 @@ class PairwiseRLModule(L.LightningModule):
         max_tokens: int | None = None,
         seed: int = 0,
         init_optimizer_state: dict | None = None,  # optimizer moments of a warm-start run (init_optimizer)
+        logits_budget: int | None = LOGITS_BUDGET,  # float32 logits held at once (models/logprobs.py)
     ) -> None:
         super().__init__()
         self.init_optimizer_state = init_optimizer_state
@@ -61,9 +65,12 @@ class PairwiseRLModule(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
         self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
         self.optimizer_factory = optimizer
+        self.use_reference, self.logits_budget = use_reference, logits_budget
+        self.lora = is_peft(model)
+        self.strict_loading = not self.lora  # LoRA checkpoints hold the adapters only
         # A plain list keeps the frozen reference out of parameters(), the optimizer and checkpoints.
         self._ref: list[torch.nn.Module] = []
-        if use_reference:
+        if use_reference and not self.lora:  # LoRA: the reference is the model with adapters off
             ref = copy.deepcopy(model).eval()
             ref.requires_grad_(False)
             self._ref.append(ref)
@@ -161,11 +168,8 @@ class PairwiseRLModule(L.LightningModule):
         tokens = rollouts.tokens[used, :width].to(self.device)  # [U, W]
         attn = rollouts.attention_mask[used, :width].to(self.device)  # [U, W]
         comp = rollouts.completion_mask[used, :width].to(self.device)  # [U, W]
-        logp = token_logprobs(self.model, tokens, attn)  # [U, W]
-        ref = None
-        if self._ref:
-            with torch.no_grad():
-                ref = token_logprobs(self._ref[0], tokens, attn)
+        logp = token_logprobs(self.model, tokens, attn, self.logits_budget)  # [U, W]
+        ref = self.reference_logprobs(tokens, attn) if self.use_reference else None
         local = Pairs(
             remap[pairs.better].to(self.device),
             remap[pairs.worse].to(self.device),
@@ -175,6 +179,14 @@ class PairwiseRLModule(L.LightningModule):
             remap[pairs.sft_paths].to(self.device),
         )
         return self.loss_fn(logp, ref, comp, local, sft_coef)
+
+    @torch.no_grad()
+    def reference_logprobs(self, tokens: Tensor, attn: Tensor) -> Tensor:
+        """tokens [U, W], attn [U, W] -> [U, W] log-probs under the frozen reference."""
+        if self.lora:
+            with reference_mode(self.model):
+                return token_logprobs(self.model, tokens, attn, self.logits_budget)
+        return token_logprobs(self._ref[0], tokens, attn, self.logits_budget)
 
     # --- logging --------------------------------------------------------------------------------
     def log_batch(self, rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, stage: int) -> None:
@@ -214,6 +226,9 @@ class PairwiseRLModule(L.LightningModule):
             opt.load_state_dict({"state": self.init_optimizer_state["state"], "param_groups": own})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.lora:  # the frozen base is the run's starting model: keep the adapters only
+            keep = trainable_keys(self.model, "model.")
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["gfpo_counters"] = {
             "tokens_generated": self.tokens_generated,
             "skipped_batches": self.skipped_batches,
@@ -222,6 +237,12 @@ class PairwiseRLModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.lora:  # loading is not strict (no base weights): every adapter must be there
+            missing = trainable_keys(self.model, "model.") - set(checkpoint["state_dict"])
+            if missing:
+                raise ConfigError(
+                    f"checkpoint lacks {len(missing)} adapter weights, e.g. {sorted(missing)[0]}"
+                )
         c = checkpoint.get("gfpo_counters", {})
         self.tokens_generated = c.get("tokens_generated", 0)
         self.skipped_batches = c.get("skipped_batches", 0)

@@ -26,6 +26,7 @@ from gfpo_bench.checkpoint_io import AtomicCheckpointIO
 from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
+from gfpo_bench.models.saving import check_push_to_hub, save_final_model
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
 from gfpo_bench.module import PairwiseRLModule
 from gfpo_bench.rewards.reward import Reward
@@ -114,6 +115,7 @@ def run(cfg: DictConfig) -> dict:
     if cfg.model.get("threads"):
         torch.set_num_threads(int(cfg.model.threads))  # tiny models: one thread beats contention
 
+    check_push_to_hub(cfg.model.get("push_to_hub"))  # offline or no token: fail now, not after training
     task = hydra.utils.instantiate(cfg.task)
     task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
     model, tok, formatter = build_model(cfg.model, task, task_key)
@@ -158,6 +160,7 @@ def run(cfg: DictConfig) -> dict:
         max_tokens=cfg.budget.max_tokens,
         seed=cfg.seed,
         init_optimizer_state=opt_state,
+        logits_budget=cfg.model.get("logits_budget"),
     )
     module.train_pool = task.problems("train")
 
@@ -198,7 +201,9 @@ def run(cfg: DictConfig) -> dict:
     # last.ckpt = the final state (weights and optimizer), for init_from=<this run> init_optimizer=true
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
-    final_dir = save_final_model(module.model, tok, run_dir)
+    final_dir = save_final_model(
+        module.model, tok, run_dir, cfg.model.get("merge_lora", False), cfg.model.get("push_to_hub")
+    )
     metrics = dict(getattr(module, "final_metrics", {}))
     summary_path = write_summary(
         run_dir,
@@ -242,14 +247,6 @@ def warm_start_metrics(cfg: DictConfig, history: list[dict]) -> dict:
     return out
 
 
-def save_final_model(model, tok, run_dir: Path) -> Path:
-    """<run dir>/final_model: a save_pretrained directory, loadable by init_from and gfpo-bench-eval."""
-    final_dir = run_dir / "final_model"
-    model.save_pretrained(final_dir)
-    tok.save_pretrained(final_dir)
-    return final_dir
-
-
 def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
     """stage=sft: supervised training on reference solutions; its final_model/ can be `init_from`."""
     from gfpo_bench.eval.evaluate import evaluate_policy
@@ -262,7 +259,9 @@ def run_sft(cfg, task, model, tok, formatter, run_dir: Path, t0: float) -> dict:
     policy = ModelPolicy(model, tok, task, formatter, cfg.sampler.max_new_tokens)
     metrics = evaluate_policy(policy, task, task.problems("val")[: cfg.callbacks.eval.max_problems]).metrics
     metrics["train/sft_loss"] = losses[-1] if losses else float("nan")
-    final_dir = save_final_model(model, tok, run_dir)
+    final_dir = save_final_model(
+        model, tok, run_dir, cfg.model.get("merge_lora", False), cfg.model.get("push_to_hub")
+    )
     path = write_summary(
         run_dir,
         cfg,

@@ -4,6 +4,9 @@
   transformers' from_pretrained like any hub model.
 - `hf`: any causal LM by hub name or local directory (`model.name_or_path`).
 - `reference`, `reference_corrupted`: not models; `gfpo-bench-eval` only (see eval/cli.py).
+
+Both trainable kinds take `model.gradient_checkpointing` (recompute each layer's activations in
+backward) and `model.lora` (peft LoRA adapters, see lora.py) after loading.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from omegaconf import DictConfig
 
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.models.lora import apply_lora
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.models.sft import SFTConfig
 from gfpo_bench.models.tiny import ensure_tiny
@@ -35,7 +39,7 @@ def build_tiny(cfg: DictConfig, task: Task, task_key: str):
         task_key=task_key,
     )
     model, tok = load_model_and_tokenizer(str(path), cfg.dtype)
-    return model, tok, PromptFormatter(chat_template=False)
+    return adapt(model, cfg), tok, PromptFormatter(chat_template=False)
 
 
 @MODEL_BUILDERS.register("hf")
@@ -43,8 +47,7 @@ def build_hf(cfg: DictConfig, task: Task, task_key: str):
     if not cfg.get("name_or_path"):
         raise ModelLoadError("model=hf needs model.name_or_path=<hub name or local dir>")
     model, tok = load_model_and_tokenizer(cfg.name_or_path, cfg.dtype, cfg.get("trust_remote_code", False))
-    if cfg.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable()
+    model = adapt(model, cfg)
     chat = cfg.get("chat_template", True) and getattr(tok, "chat_template", None) is not None
     return model, tok, PromptFormatter(chat_template=bool(chat))
 
@@ -54,6 +57,17 @@ def build_hf(cfg: DictConfig, task: Task, task_key: str):
 def build_reference(cfg: DictConfig, task: Task, task_key: str):
     # The reference policies (policies/reference.py) answer from the dataset: no weights to train.
     raise ConfigError(f"model={cfg.kind} is for gfpo-bench-eval only")
+
+
+def adapt(model, cfg: DictConfig):
+    """Gradient checkpointing and LoRA adapters, as `cfg` asks; the model to train."""
+    if cfg.get("gradient_checkpointing"):
+        # non-reentrant torch.utils.checkpoint per decoder layer; the loss forward passes use_cache=False
+        enable = (
+            getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        )
+        enable()
+    return apply_lora(model, cfg.get("lora"))
 
 
 def build_model(cfg: DictConfig, task: Task, task_key: str = ""):
