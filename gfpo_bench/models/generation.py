@@ -8,6 +8,8 @@ For the Qwen2 / Llama family (the embedded default, Qwen2.5, Llama 3) it runs it
 - the KV cache is preallocated for the whole generation and written in place (a DynamicCache
   concatenates, copying the whole cache for every new token), and the attention mask is kept and
   sliced rather than rebuilt each step;
+- finished sequences leave the batch (their keys/values are dropped), so the last long completions
+  do not carry the short ones along;
 - no per-step generation machinery (logits-processor list, stopping criteria, output dataclasses).
 
 The arithmetic is `transformers`' own: each layer's modules are called as they are (so RMSNorm, LoRA
@@ -33,6 +35,8 @@ from torch import Tensor
 # model_type -> decoder stack with the Llama layout (embed_tokens, layers[i].self_attn.{q,k,v,o}_proj,
 # input/post_attention_layernorm, mlp, norm, rotary_emb)
 STATIC_DECODE_TYPES = {"qwen2", "llama"}
+# drop finished rows from the decode batch once at most this share of it is still running
+COMPACT_AT = 0.875
 
 
 def generate(
@@ -138,6 +142,11 @@ class StaticKV:
         self.k = [k.repeat_interleave(n, dim=0) for k in self.k]
         self.v = [v.repeat_interleave(n, dim=0) for v in self.v]
 
+    def select(self, rows: Tensor) -> None:
+        """Keep only these batch rows (finished sequences leave the batch)."""
+        self.k = [k.index_select(0, rows) for k in self.k]
+        self.v = [v.index_select(0, rows) for v in self.v]
+
 
 def rotate_half(x: Tensor) -> Tensor:
     half = x.shape[-1] // 2
@@ -220,6 +229,7 @@ def decode_static(
     seen = torch.cat([real, real.new_ones(p, max_new_tokens)], dim=1).repeat_interleave(n, dim=0)  # [B, W+T]
     next_pos = pos[:, -1:].repeat_interleave(n, dim=0)  # [B, 1]
     done = torch.zeros(p * n, dtype=torch.bool, device=device)  # [B]
+    rows = torch.arange(p * n, device=device)  # [b]: the rows still in the cache's batch
     out = []
     for step in range(max_new_tokens):
         tok = next_token(logits, temperature, top_p, greedy)
@@ -228,8 +238,15 @@ def decode_static(
         done |= tok == eos
         if step == max_new_tokens - 1 or bool(done.all()):
             break
+        alive = (~done[rows]).nonzero().squeeze(1)  # [b'] positions in the cache's batch
+        if alive.numel() <= COMPACT_AT * rows.numel():  # drop finished rows from the batch
+            rows, next_pos = rows[alive], next_pos[alive]
+            cache.select(alive)
         next_pos = next_pos + 1
         end = width + step + 1
-        step_mask = seen[:, None, None, :end] if padded else None  # [B, 1, 1, end]
-        logits = forward_step(base, tok[:, None], next_pos, step_mask, cache, width + step)
+        step_mask = seen[rows, None, None, :end] if padded else None  # [b, 1, 1, end]
+        step_logits = forward_step(base, tok[rows, None], next_pos, step_mask, cache, width + step)  # [b, V]
+        # Finished rows keep a row of zeros: multinomial draws from every row alike (one exponential per
+        # entry), so the rows still running get exactly the tokens they would get in the full batch.
+        logits = step_logits.new_zeros(p * n, step_logits.shape[-1]).index_copy_(0, rows, step_logits)
     return torch.stack(out, dim=1).tolist()  # [B, T]
