@@ -114,3 +114,17 @@ def test_warm_start_cache_key_covers_the_task_generator_code():
     from gfpo_bench.tasks.code_synth import CodeSynthTask
 
     assert code_fingerprint(ArithTask()) != code_fingerprint(CodeSynthTask(n_train=2, n_val=1, n_test=1))
+
+
+def test_building_the_warm_start_does_not_shift_the_runs_sampling(run_cfg, tmp_path, monkeypatch):
+    """A run that builds its warm start (SFT draws from torch's RNG) samples exactly like the same run
+    finding it cached; otherwise the first job of a sweep on a fresh machine would differ."""
+    from gfpo_bench.train import run
+
+    monkeypatch.setenv("GFPO_BENCH_CACHE", str(tmp_path / "fresh-cache"))
+    small = ["model.sft.steps=3", "model.hidden=32", "model.layers=1", "model.heads=2", "trainer.max_steps=1"]
+    small += ["callbacks.eval.at_start=false", "callbacks.eval.max_problems=2"]
+    built = run(run_cfg(*small))  # builds the warm start in this process
+    cached = run(run_cfg(*small, "resume=never"))  # finds it
+    assert built["tokens_generated"] == cached["tokens_generated"]
+    assert built["pair_stats"] == cached["pair_stats"]

@@ -11,6 +11,7 @@ backward) and `model.lora` (peft LoRA adapters, see lora.py) after loading.
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig
 
 from gfpo_bench.errors import ConfigError
@@ -27,17 +28,20 @@ MODEL_BUILDERS: Registry = Registry("model kind")
 
 @MODEL_BUILDERS.register("tiny")
 def build_tiny(cfg: DictConfig, task: Task, task_key: str):
-    path = cfg.get("name_or_path") or ensure_tiny(
-        task,
-        cache_dir=cfg.cache_dir,
-        hidden=cfg.hidden,
-        layers=cfg.layers,
-        heads=cfg.heads,
-        max_len=cfg.max_len,
-        seed=cfg.seed,
-        sft=SFTConfig(**cfg.sft),
-        task_key=task_key,
-    )
+    # Building the warm start (SFT) draws from torch's global RNG; forked, so a run that builds it
+    # samples exactly like a run that finds it cached.
+    with torch.random.fork_rng(devices=[]):
+        path = cfg.get("name_or_path") or ensure_tiny(
+            task,
+            cache_dir=cfg.cache_dir,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            heads=cfg.heads,
+            max_len=cfg.max_len,
+            seed=cfg.seed,
+            sft=SFTConfig(**cfg.sft),
+            task_key=task_key,
+        )
     model, tok = load_model_and_tokenizer(str(path), cfg.dtype)
     return adapt(model, cfg), tok, PromptFormatter(chat_template=False)
 
