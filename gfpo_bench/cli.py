@@ -9,9 +9,10 @@ checkpoint, trainer=gpu without a GPU) is found by `gfpo_bench/validation.py` be
 built, and ends the run with one line, `error: <what is wrong and what to do>`, and exit code 2.
 A fault during the run (disk full at checkpoint time, a bug) writes summary.json with status
 "failed", keeps the last checkpoint, and prints one line naming the traceback's file (exit code 1).
-GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or `debug=true` also print the traceback. In a multirun, a
-failed job writes its summary.json and the sweep goes on; running the same sweep again (same
-`hydra.sweep.dir`) skips its completed jobs and resumes the interrupted ones.
+GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or `debug=true` also print the traceback. SIGTERM (SLURM
+preemption) saves checkpoints/last.ckpt, then exits with one `preempted: ...` line and code 143.
+In a multirun, a failed job writes its summary.json and the sweep goes on; running the same sweep
+again (same `hydra.sweep.dir`) skips its completed jobs and resumes the interrupted ones.
 
 Only light modules are imported at the top, so a bad value is reported in about a second.
 """
@@ -31,7 +32,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.errors import ConfigError, RunFault
+from gfpo_bench.errors import ConfigError, Preempted, RunFault
 from gfpo_bench.loggers import finish_wandb
 from gfpo_bench.validation import validate
 from gfpo_bench.warmstart import completed_summary
@@ -65,6 +66,7 @@ def debug_wanted(cfg: DictConfig) -> bool:
     )
 
 
+PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended
 MAX_RUN_ID = 150  # file names are limited to 255 bytes; overrides with paths (init_from=...) get long
 
 
@@ -114,6 +116,12 @@ def main(cfg: DictConfig) -> float | None:
             log.error("job %s reports no optimized_metric=%s", run_dir.name, cfg.optimized_metric)
             return _failure_value()
         return value
+    except Preempted as e:  # SIGTERM: last.ckpt is saved; a re-run (or a requeued job) resumes
+        if multirun:
+            log.warning("job %s %s", run_dir.name, e)
+            return _failure_value()
+        print(str(e), file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT)
     except Exception as e:  # noqa: BLE001  (reported, recorded, then the process exits)
         return report_failure(e, cfg, run_dir, multirun, validated, t0)
     finally:

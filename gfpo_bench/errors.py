@@ -4,7 +4,11 @@
   trainer=gpu). Exit code 2; `gfpo_bench/validation.py` raises most of them before anything is built.
 - `RunFault`: the run hit a fault of its environment it cannot go on from (a full disk at checkpoint
   time). Exit code 1; the last good checkpoint is kept, so re-running the same command resumes.
+- `Preempted`: the run received SIGTERM (SLURM preemption) and saved checkpoints/last.ckpt first.
+  Exit code 143 (128 + SIGTERM); re-running the same command resumes exactly.
 """
+
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -17,3 +21,14 @@ class RunFault(RuntimeError):
 
 class CheckpointWriteError(RunFault):
     """A checkpoint could not be written; the previous one is intact."""
+
+
+class Preempted(Exception):
+    """The run received SIGTERM and stopped after saving `checkpoint` at optimizer step `step`."""
+
+    def __init__(self, checkpoint: Path, step: int) -> None:
+        super().__init__(
+            f"preempted: SIGTERM received; stopped at step {step} and saved {checkpoint} "
+            "(run the same command to resume)"
+        )
+        self.checkpoint, self.step = checkpoint, step

@@ -7,6 +7,10 @@ when `loss.use_reference`), never once per pair. The reference is a frozen copy 
 model, or, for a LoRA (peft) model, the same model with its adapters disabled (no second copy; its
 checkpoints then hold the adapters only). A batch with no pairs, or a non-finite loss, skips
 the optimizer step; both are counted and logged and the run goes on.
+
+Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's,
+reward's and schedule's `state_dict`s, the global RNGs sampling draws from, the pair history and
+latest eval metrics) and the counters, so a resumed run continues as if never stopped.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class PairwiseRLModule(L.LightningModule):
         self.skipped_batches = 0
         self.nonfinite_steps = 0
         self.pair_history: list[dict] = []  # per-step train/ metrics (summary.json pair stats)
+        self._pending_rng: dict | None = None  # global RNG states of a checkpoint, set at train start
         self.last_pairs: tuple[Rollouts, RewardOutput, Pairs, LossOutput | None] | None = None
 
     # --- the loop -------------------------------------------------------------------------------
@@ -211,9 +216,6 @@ class PairwiseRLModule(L.LightningModule):
     def configure_optimizers(self):
         return self.optimizer_factory(params=[p for p in self.model.parameters() if p.requires_grad])
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return batch  # a list of Problems (text); tensors are made on the device in each box
-
     def on_fit_start(self) -> None:
         for ref in self._ref:
             ref.to(self.device)
@@ -235,6 +237,7 @@ class PairwiseRLModule(L.LightningModule):
             "nonfinite_steps": self.nonfinite_steps,
             "rng": self.rng.getstate(),
         }
+        checkpoint["gfpo_state"] = self.run_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self.lora:  # loading is not strict (no base weights): every adapter must be there
@@ -249,3 +252,57 @@ class PairwiseRLModule(L.LightningModule):
         self.nonfinite_steps = c.get("nonfinite_steps", 0)
         if "rng" in c:
             self.rng.setstate(c["rng"])
+        if "gfpo_state" in checkpoint:
+            self.load_run_state(checkpoint["gfpo_state"])
+
+    # --- exact resume ---------------------------------------------------------------------------
+    def run_state(self) -> dict:
+        """Everything besides weights and optimizer that the next step depends on: the boxes' own
+        random state, the global RNGs that sampling draws from, the histories summary.json reports."""
+        return {
+            "sampler": self.sampler.state_dict(),
+            "reward": self.reward.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "pair_history": list(self.pair_history),
+            "final_metrics": dict(getattr(self, "final_metrics", {})),
+            "global_rng": global_rng_state(),
+        }
+
+    def load_run_state(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.reward.load_state_dict(state["reward"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.pair_history = list(state["pair_history"])
+        self.final_metrics = dict(state["final_metrics"])
+        # Set once training starts: building the trainer and optimizer in between may draw from them.
+        self._pending_rng = state["global_rng"]
+
+    def on_train_start(self) -> None:
+        if self._pending_rng is not None:
+            set_global_rng_state(self._pending_rng)
+            self._pending_rng = None
+        if self.max_tokens is not None and self.tokens_generated >= self.max_tokens:
+            self.trainer.should_stop = True  # resumed from the step that spent the budget
+
+
+def global_rng_state() -> dict:
+    """torch (CPU and CUDA), python `random` and numpy global RNG states."""
+    import numpy as np
+
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
+    }  # plain types only: Lightning resumes with torch.load(weights_only=True)
+
+
+def set_global_rng_state(state: dict) -> None:
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))

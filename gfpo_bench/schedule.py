@@ -3,6 +3,7 @@
 `schedule=null` is one stage. `schedule=srpo_to_gfpo` / `dapo_to_gfpo` switch strategy at a step, or
 at a fraction of the token budget (`at_tokens_frac`), inside one run. The stage index is logged as
 `train/pairing_stage`, the switch as an event in the log and in summary.json (`schedule_switches`).
+Which stage is active and the switches so far are the schedule's `state_dict`, kept in checkpoints.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class PairingSchedule:
                 )
                 self.current = i
         return self.current, self.stages[self.current].strategy
+
+    def state_dict(self) -> dict:
+        return {"current": self.current, "switches": [dict(s) for s in self.switches]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.current, self.switches = state["current"], [dict(s) for s in state["switches"]]
 
 
 def build_schedule(cfg) -> PairingSchedule:

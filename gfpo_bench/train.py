@@ -17,12 +17,15 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader
 
 from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
 from gfpo_bench.callbacks.pair_table import PairTableCallback
+from gfpo_bench.callbacks.preemption import SaveOnSigterm
 from gfpo_bench.checkpoint_io import AtomicCheckpointIO
+from gfpo_bench.datamodule import PromptDataModule
+from gfpo_bench.errors import Preempted
 from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.factory import build_model, max_context
@@ -47,12 +50,6 @@ def build_sampler(cfg: DictConfig, tok, formatter, model):
     name = s.pop("name")
     gen = GenerationConfig(**{k: s.pop(k) for k in list(s) if k in GenerationConfig.__dataclass_fields__})
     return SAMPLERS.get(name)(tok, formatter, gen, max_context(model), **s)
-
-
-def train_loader(task, cfg: DictConfig) -> DataLoader:
-    problems = task.problems("train")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    return DataLoader(problems, batch_size=cfg.prompts_per_step, shuffle=True, generator=gen, collate_fn=list)
 
 
 def summarise_pairs(history: list[dict]) -> dict[str, float]:
@@ -192,12 +189,18 @@ def run(cfg: DictConfig) -> dict:
             TQDMProgressBar(refresh_rate=1),
             PairStatsRecorder(),
             PairTableCallback(**cfg.callbacks.pair_table),
+            SaveOnSigterm(run_dir / "checkpoints" / "last.ckpt"),  # after the recorders: a full step
         ],
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],  # a failed or killed save leaves the previous checkpoint
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
-    trainer.fit(module, train_dataloaders=train_loader(task, cfg), ckpt_path=ckpt)
+    data = PromptDataModule(task, cfg.prompts_per_step, cfg.seed)  # its order resumes too
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt)
+    except SIGTERMException:
+        finish_wandb(exit_code=1)
+        raise Preempted(run_dir / "checkpoints" / "last.ckpt", trainer.global_step) from None
     # last.ckpt = the final state (weights and optimizer), for init_from=<this run> init_optimizer=true
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
@@ -283,8 +286,12 @@ class PairStatsRecorder(L.Callback):
     """Keeps each step's pair analytics on the module (for the pair stats in summary.json)."""
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        # callback_metrics keep a metric's last value until it is logged again (e.g. train/loss on a
+        # skipped batch); a resumed trainer starts empty, so carry the last entry's values forward
+        # (a no-op in an uninterrupted run, where they are all still in callback_metrics)
+        last = module.pair_history[-1] if module.pair_history else {}
         m = trainer.callback_metrics
-        module.pair_history.append({k: float(v) for k, v in m.items() if k.startswith("train/")})
+        module.pair_history.append({**last, **{k: float(v) for k, v in m.items() if k.startswith("train/")}})
 
 
 def print_outcome(run_dir: Path, final_dir: Path, summary: Path, metrics: dict) -> None:

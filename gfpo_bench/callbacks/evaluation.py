@@ -12,6 +12,9 @@ components of the run's reward (R_final, R_process, R_format, R; reward noise no
 `extra_tasks` are evaluated beside the training task (e.g. `code` on an `arith` run), each under
 its own names (`val/<task>/...`); `val/math/accuracy` and `val/code/pass@1` pool all evaluated
 tasks of that kind, weighted by problems.
+
+The history of evaluations and the step of the last one are the callback's `state_dict`, which
+Lightning keeps in every checkpoint, so a resumed run reports the whole history.
 """
 
 from __future__ import annotations
@@ -205,6 +208,12 @@ class EvalCallback(L.Callback):
             if name in ("accuracy", "pass@1"):
                 out[f"{split}/{group}/sampled_{name}"] = value
         return out
+
+    def state_dict(self) -> dict:  # in every checkpoint (Lightning saves callbacks' state)
+        return {"history": [dict(h) for h in self.history], "last_step": self.last_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history, self.last_step = [dict(h) for h in state["history"]], state["last_step"]
 
     def on_train_start(self, trainer, module) -> None:
         if self.at_start and trainer.global_step == 0:

@@ -105,6 +105,12 @@ class PairTableCallback(L.Callback):
         self.every, self.rows = every_n_steps, rows
         self.last_step = -1
 
+    def state_dict(self) -> dict:
+        return {"last_step": self.last_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_step = state["last_step"]
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if not self.every or not self.rows or step % self.every or step == self.last_step:

@@ -3,7 +3,8 @@
 - R_final: 1 if the final answer is correct, else `wrong_final` (0, or -1 as a config switch).
 - R_process: see `process.py` (`verifier` or `majority`).
 - R_format: 1 if the completion has the reasoning format (`tasks/format.py`), else 0.
-Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment).
+Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment);
+the flips come from the reward's own generator, whose state (with the fault count) is its `state_dict`.
 
 Faults: a task's checker or step verifier that raises on one completion (a parser bug, a sandbox
 hiccup, a pathological answer) does not end the run. That completion counts as wrong (R_final =
@@ -92,6 +93,13 @@ class Reward:
         fmt = torch.tensor([float(pc.format_ok) for pc in parsed])  # [N]
         total = self.w.final * final + self.w.process * process + self.w.format * fmt
         return RewardOutput(final, process, fmt, total, correct, step_scores)
+
+    def state_dict(self) -> dict:
+        return {"noise_rng": self.gen.get_state(), "faults": self.faults}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["noise_rng"])
+        self.faults = state["faults"]
 
     def _count(self, task: Task, problems: list[Problem], errors: dict[int, Exception], n: int) -> None:
         if errors and len(errors) == n > 1:

@@ -51,6 +51,14 @@ class Sampler(ABC):
             out.append(ids)
         return out
 
+    def state_dict(self) -> dict:
+        """The sampler's own random state (sampling itself draws from torch's global RNG, which the
+        module checkpoints); none here."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:  # noqa: B027  (stateless unless overridden)
+        return None
+
     @abstractmethod
     def sample(self, model, task, problems: list[Problem]) -> Rollouts:
         """K paths for each problem."""

@@ -215,6 +215,12 @@ class BranchSampler(Sampler):
         flat = [slots // points + (i < slots % points) for i in range(points)]
         return [[flat[j * self.roots + r] for j in range(self.branches)] for r in range(self.roots)]
 
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.getstate()}  # where to cut: kept so a resumed run cuts the same
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.setstate(state["rng"])
+
     @property
     def group_size(self) -> int:
         return self.roots + sum(map(sum, self.sibling_counts()))

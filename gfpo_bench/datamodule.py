@@ -1,0 +1,96 @@
+"""The training prompts and their order: a LightningDataModule whose position survives a restart.
+
+`PromptOrder` is a batch sampler that yields exactly the batches of
+`DataLoader(problems, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))`,
+epoch after epoch, and can resume in the middle of an epoch. Its `state_dict` holds the shuffling
+generator's state at the start of the current epoch and how many batches of the epoch were taken;
+`load_state_dict` replays the epoch to that point. The DataModule puts that state into every
+Lightning checkpoint, so a resumed run continues with the next prompt instead of replaying the
+epoch from its start (Lightning's default for a plain DataLoader).
+
+Same order as the plain DataLoader: each `iter(DataLoader)` draws the loader's worker base seed from
+its generator before the sampler's `randperm`; `PromptOrder` makes that draw itself at the start of
+each epoch (the DataLoader gets a throw-away generator of its own, so the global torch RNG, which
+sampling uses, is never touched). Departs from torchdata's StatefulDataLoader, which would also
+work but snapshots the iterator rather than the order, and is not installed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
+
+from gfpo_bench.tasks.base import Task
+from gfpo_bench.types import Problem
+
+
+class PromptOrder(Sampler[list[int]]):
+    """Batches of indices into `n` problems, shuffled per epoch as DataLoader(shuffle=True) does.
+
+    >>> order = PromptOrder(5, 2, seed=0); first = list(order)  # one epoch: 3 batches
+    >>> resumed = PromptOrder(5, 2, seed=0); _ = next(iter(resumed)); state = resumed.state_dict()
+    >>> again = PromptOrder(5, 2, seed=0); again.load_state_dict(state); list(again) == first[1:]
+    True
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.gen = torch.Generator().manual_seed(seed)
+        self.batches = BatchSampler(RandomSampler(range(n), generator=self.gen), batch_size, drop_last=False)
+        self.epoch = -1  # index of the current epoch (-1: none started)
+        self.taken = 0  # batches of the current epoch handed out
+        self.epoch_rng: torch.Tensor | None = None  # generator state when the epoch's permutation began
+        self._it = None  # the current epoch's batch iterator
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        if self._it is None or self.taken >= len(self):  # a new epoch (else: continue a resumed one)
+            torch.empty((), dtype=torch.int64).random_(generator=self.gen)  # DataLoader's base-seed draw
+            self.epoch, self.taken = self.epoch + 1, 0
+            self.epoch_rng = self.gen.get_state()
+            self._it = iter(self.batches)
+        it = self._it
+        for batch in it:  # lazily: the loader never asks past what training consumed
+            self.taken += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "taken": self.taken, "epoch_rng": self.epoch_rng}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.taken, self.epoch_rng = state["epoch"], state["taken"], state["epoch_rng"]
+        self._it = None
+        if self.epoch_rng is None:  # saved before the first batch: start from scratch
+            return
+        self.gen.set_state(self.epoch_rng)
+        self._it = iter(self.batches)
+        for _ in range(self.taken):  # the same draws as the interrupted run made
+            next(self._it)
+
+
+class PromptDataModule(L.LightningDataModule):
+    """The task's training problems, `prompts_per_step` per batch, in a resumable shuffled order."""
+
+    def __init__(self, task: Task, prompts_per_step: int, seed: int = 0) -> None:
+        super().__init__()
+        self.problems: list[Problem] = task.problems("train")
+        self.order = PromptOrder(len(self.problems), prompts_per_step, seed)
+
+    def train_dataloader(self) -> DataLoader:
+        # its own generator: the loader's base-seed draw must not touch the global RNG
+        return DataLoader(
+            self.problems, batch_sampler=self.order, collate_fn=list, generator=torch.Generator()
+        )
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch  # a list of Problems (text); tensors are made on the device in each box
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order": self.order.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order.load_state_dict(state["order"])
