@@ -184,6 +184,23 @@ def test_slurm_launcher_config_composes_onto_submitit():
     assert launcher.timeout_min > 0 and launcher.submitit_folder.endswith("/.submitit/%j")
 
 
+def test_slurm_jobs_requeue_on_preemption_and_timeout():
+    """The sbatch script submitit writes from conf/hydra/launcher/slurm.yaml: SLURM may requeue the
+    job, and signals it before the time limit so that submitit requeues it (max_num_timeout times)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    launcher = compose_cfg(["hydra/launcher=slurm"]).hydra.launcher
+    assert launcher.max_num_timeout > 0
+    script = _make_sbatch_string(
+        command="python -m submitit.core._submit /tmp/x",
+        folder="/tmp/x",
+        signal_delay_s=launcher.signal_delay_s,
+        additional_parameters=dict(launcher.additional_parameters),
+    )
+    assert "#SBATCH --requeue" in script
+    assert f"#SBATCH --signal=USR2@{launcher.signal_delay_s}" in script
+
+
 @pytest.mark.parametrize(
     "switch,expect_step",
     # 0.001 of 10,000 tokens: reached by the first step's generations, so the switch comes at step 1
@@ -198,7 +215,7 @@ def test_schedule_switches_strategy_inside_one_run(run_cfg, switch, expect_step)
         "trainer.max_steps=3",
         "prompts_per_step=2",
         "sampler.k=4",
-        "callbacks.eval.every_n_steps=0",
+        "callbacks.eval.every_n_steps=1000",  # no periodic eval (0 is rejected by validation)
     )
     summary = run(cfg)
     assert summary["method"] == "srpo_to_gfpo"
@@ -224,7 +241,7 @@ def test_token_budget_ends_the_run_and_is_recorded(run_cfg):
         "trainer.max_steps=50",
         "prompts_per_step=2",
         "sampler.k=4",
-        "callbacks.eval.every_n_steps=0",
+        "callbacks.eval.every_n_steps=1000",  # no periodic eval (0 is rejected by validation)
     )
     summary = run(cfg)
     budget = summary["budget"]
@@ -282,7 +299,7 @@ def test_rerunning_an_interrupted_run_resumes_from_its_last_checkpoint(run_cfg, 
         "callbacks.checkpoint.every_n_train_steps=2",
         "prompts_per_step=2",
         "sampler.k=4",
-        "callbacks.eval.every_n_steps=0",
+        "callbacks.eval.every_n_steps=1000",  # no periodic eval (0 is rejected by validation)
     )
     real_step = PairwiseRLModule.training_step
 
