@@ -2,8 +2,8 @@
 
 Same warm start (the embedded default model and its tokenizer), same prompts (the arith task's
 training split, as gfpo-bench formats them), same reward (gfpo-bench's `Reward`), 8 prompts x 8
-completions of <= 48 new tokens at temperature 1, one torch thread, a reference model (beta > 0, as
-gfpo-bench's default keeps one). TRL is not a gfpo-bench dependency: `pip install trl accelerate`.
+completions of <= 48 new tokens at temperature 1, one torch thread; `--beta 0.04` keeps a reference
+model as gfpo-bench's default does, `--beta 0` is TRL's own default (no reference pass). TRL is not a gfpo-bench dependency: `pip install trl accelerate`.
 Prints one JSON line: {"median_s_per_step": ...}. Called by `bench_speed.py --trl`.
 """
 
@@ -23,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=18)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--beta", type=float, default=0.04, help="KL weight; > 0 keeps a reference model")
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -74,7 +75,7 @@ def main() -> None:
             top_p=1.0,
             top_k=0,
             learning_rate=float(cfg.optim.lr),
-            beta=0.04,
+            beta=args.beta,
             max_steps=args.steps,
             logging_steps=1000,
             save_strategy="no",

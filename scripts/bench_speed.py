@@ -194,11 +194,20 @@ def table(steps: list[dict], title: str) -> str:
     return "\n".join(lines)
 
 
-def run_trl(steps: int, warmup: int) -> float | None:
+def run_trl(steps: int, warmup: int, beta: float) -> float | None:
     """Median s/step of TRL's GRPOTrainer on the same work, in a child process (None if no trl)."""
     script = REPO / "scripts" / "_trl_grpo_step.py"
     proc = subprocess.run(
-        [sys.executable, str(script), "--steps", str(steps + warmup), "--warmup", str(warmup)],
+        [
+            sys.executable,
+            str(script),
+            "--steps",
+            str(steps + warmup),
+            "--warmup",
+            str(warmup),
+            "--beta",
+            str(beta),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -231,8 +240,10 @@ def main() -> None:
     if args.model == "qwen0.5b":
         cache = Path(os.environ.get("GFPO_BENCH_CACHE", "~/.cache/gfpo-bench")).expanduser()
         path = build_qwen05b_dir(cache)
-        # a short sequence: 2 prompts x 4 paths x 16 new tokens (a random model rambles to the limit)
+        # a short sequence: 2 prompts x 4 paths x 16 new tokens (a random model rambles to the limit);
+        # its answers are all wrong, so flipped rewards (reward.noise) make the pairs the loss needs
         overrides = [
+            "reward.noise=0.5",
             f"model.name_or_path={path}",
             "model.dtype=float32",
             "prompts_per_step=2",
@@ -250,10 +261,14 @@ def main() -> None:
     print(table(steps, title))
     if args.trl:
         ours = statistics.median(s["total"] for s in steps)
-        theirs = run_trl(args.steps, args.warmup)
-        if theirs is not None:
-            print(f"TRL GRPOTrainer, same work: median {theirs:.3f} s/step")
-            print(f"ratio gfpo-bench / TRL: {ours / theirs:.2f}")
+        for beta, what in [
+            (0.04, "with a reference model, as gfpo-bench"),
+            (0.0, "TRL's default, no reference"),
+        ]:
+            theirs = run_trl(args.steps, args.warmup, beta)
+            if theirs is not None:
+                print(f"TRL GRPOTrainer, beta={beta} ({what}): median {theirs:.3f} s/step")
+                print(f"  ratio gfpo-bench / TRL: {ours / theirs:.2f}")
 
 
 if __name__ == "__main__":
