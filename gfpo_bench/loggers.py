@@ -43,7 +43,7 @@ def resolve_wandb_mode(mode: str) -> str:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) -> list[Logger]:
-    from lightning.pytorch.loggers import CSVLogger
+    from gfpo_bench.csv_log import ResumableCSVLogger
 
     loggers: list[Logger] = []
     wb = cfg.logger.get("wandb")
@@ -61,7 +61,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) 
             )
             loggers.append(wandb_logger(kwargs, offline=mode == "offline"))
     if cfg.logger.get("csv", True):
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))  # csv_log.py
     return loggers
 
 

@@ -24,6 +24,7 @@ from gfpo_bench.callbacks.evaluation import EvalCallback, load_tasks
 from gfpo_bench.callbacks.pair_table import PairTableCallback
 from gfpo_bench.callbacks.preemption import SaveOnSigterm
 from gfpo_bench.checkpoint_io import AtomicCheckpointIO
+from gfpo_bench.csv_log import CSVResume
 from gfpo_bench.datamodule import PromptDataModule
 from gfpo_bench.errors import Preempted
 from gfpo_bench.loggers import build_loggers, finish_wandb, publish_summary
@@ -190,6 +191,7 @@ def run(cfg: DictConfig) -> dict:
             PairStatsRecorder(),
             PairTableCallback(**cfg.callbacks.pair_table),
             SaveOnSigterm(run_dir / "checkpoints" / "last.ckpt"),  # after the recorders: a full step
+            CSVResume(),  # metrics.csv keeps the rows before the checkpoint a run resumes from
         ],
         default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO()],  # a failed or killed save leaves the previous checkpoint
