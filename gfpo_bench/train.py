@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -198,6 +199,8 @@ def run(cfg: DictConfig) -> dict:
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
     data = PromptDataModule(task, cfg.prompts_per_step, cfg.seed)  # its order resumes too
+    # Lightning checks only the DataLoader for resumability; the order's state is the DataModule's
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt)
     except SIGTERMException:
