@@ -98,7 +98,7 @@ CASES = [
     ("top_p", ["sampler.top_p=1.5"], "sampler.top_p=1.5: must be in (0, 1]"),
     ("max_new0", ["sampler.max_new_tokens=0"], "sampler.max_new_tokens=0: must be >= 1"),
     ("steps0", ["trainer.max_steps=0"], "trainer.max_steps=0: must be >= 1"),
-    ("eval0", ["callbacks.eval.every_n_steps=0"], "callbacks.eval.every_n_steps=0: must be >= 1"),
+    ("eval-neg", ["callbacks.eval.every_n_steps=-1"], "callbacks.eval.every_n_steps=-1: must be >= 0"),
     ("noise", ["reward.noise=1.5"], "reward.noise=1.5: must be in [0, 1]"),
     ("n_train0", ["task.n_train=0"], "task.n_train=0: must be >= 1"),
     # legal but useless
