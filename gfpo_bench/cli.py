@@ -130,6 +130,13 @@ def main(cfg: DictConfig) -> float | None:
         finish_wandb()
 
 
+def _global_rank() -> int:
+    """This process's rank under DDP (Lightning sets it from the launcher's environment); else 0."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def report_failure(
     e: Exception, cfg: DictConfig, run_dir: Path, multirun: bool, validated: bool, t0: float
 ) -> float:
@@ -146,7 +153,9 @@ def report_failure(
         else f"{type(e).__name__}: {e}".splitlines()[0]
     )
     line = f"error: {msg}"
-    if validated or multirun:  # a config rejected before anything was built leaves no run dir behind
+    # a config rejected before anything was built leaves no run dir behind; DDP: rank 0 writes it
+    rank = _global_rank() if validated or multirun else 0
+    if (validated or multirun) and rank == 0:
         try:
             from gfpo_bench.train import write_summary
 
@@ -167,7 +176,7 @@ def report_failure(
             why = str(write_error).splitlines()[0] if str(write_error) else type(write_error).__name__
             line += f" (summary.json not written: {why})"
     if not user_error:
-        tb_file = run_dir / "error.log"
+        tb_file = run_dir / ("error.log" if rank == 0 else f"error.rank{rank}.log")
         try:
             tb_file.write_text("".join(traceback.format_exception(e)))
             where = f"traceback: {tb_file}"

@@ -16,6 +16,7 @@ import csv
 from collections.abc import Callable
 
 import lightning as L
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
@@ -47,6 +48,7 @@ class ResumableCSVLogger(CSVLogger):
         super().__init__(save_dir=save_dir, name=name, version=version, flush_logs_every_n_steps=1)
 
     @property
+    @rank_zero_experiment  # as Lightning's: under DDP only global rank 0 touches metrics.csv
     def experiment(self) -> _KeepingWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)

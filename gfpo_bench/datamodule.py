@@ -13,6 +13,14 @@ its generator before the sampler's `randperm`; `PromptOrder` makes that draw its
 each epoch (the DataLoader gets a throw-away generator of its own, so the global torch RNG, which
 sampling uses, is never touched). Departs from torchdata's StatefulDataLoader, which would also
 work but snapshots the iterator rather than the order, and is not installed here.
+
+Distributed (DDP): every rank draws the same global order (same seed, same generator) and takes its
+share of each step's `prompts_per_step` prompts, rank r of w the batch's prompts r, r + w, ... (a
+rank whose share would be empty, in a batch smaller than w, takes the batch's first prompt again).
+`prompts_per_step` stays the number of prompts per step over all ranks, and the state (epoch, batches
+taken) is the same on every rank, so a checkpoint resumes any number of ranks. Lightning would swap a
+plain DataLoader's sampler for its DistributedSampler; train.py turns that off
+(`use_distributed_sampler=False`), since this sampler shards itself. One process: the batches as before.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ class PromptOrder(Sampler[list[int]]):
         self.taken = 0  # batches of the current epoch handed out
         self.epoch_rng: torch.Tensor | None = None  # generator state when the epoch's permutation began
         self._it = None  # the current epoch's batch iterator
+        self.rank, self.world = 0, 1  # DDP: this rank takes batch[rank::world] (set by the DataModule)
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -56,7 +65,7 @@ class PromptOrder(Sampler[list[int]]):
         it = self._it
         for batch in it:  # lazily: the loader never asks past what training consumed
             self.taken += 1
-            yield batch
+            yield batch if self.world == 1 else (batch[self.rank :: self.world] or batch[:1])
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "taken": self.taken, "epoch_rng": self.epoch_rng}
@@ -81,6 +90,8 @@ class PromptDataModule(L.LightningDataModule):
         self.order = PromptOrder(len(self.problems), prompts_per_step, seed)
 
     def train_dataloader(self) -> DataLoader:
+        if self.trainer is not None:  # DDP: each rank its share of every step's prompts
+            self.order.rank, self.order.world = self.trainer.global_rank, self.trainer.world_size
         # its own generator: the loader's base-seed draw must not touch the global RNG
         return DataLoader(
             self.problems, batch_sampler=self.order, collate_fn=list, generator=torch.Generator()

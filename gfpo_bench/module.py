@@ -11,11 +11,27 @@ the optimizer step; both are counted and logged and the run goes on.
 Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's,
 reward's and schedule's `state_dict`s, the global RNGs sampling draws from, the pair history and
 latest eval metrics) and the counters, so a resumed run continues as if never stopped.
+
+Distributed (DDP; FSDP takes the same path): each rank samples and scores its own share of the
+step's prompts (datamodule.py) and computes its own loss; DDP averages the gradients. Once per step
+the ranks agree (`sync_step`): the generated tokens are summed, so `tokens_generated`, the token
+budget and the schedule are global and the same on every rank (the stop decision must be); the
+step's logged metrics are gathered and reduced (counts summed, rates averaged over the ranks that
+report them, weighted by prompts, or by pairs for pair statistics), so every rank logs the global
+number; skipped batches are summed. Lightning cannot skip a step under DDP (every rank must join
+the gradient all-reduce): a rank with no pairs or a non-finite loss returns a zero loss that still
+touches every trainable parameter (its gradient is 0, averaged in), and the skip is counted. So
+under DDP a step where every rank skips still steps the optimizer with a zero gradient (Adam's
+moments decay); a single process skips the step as before, and its numbers are unchanged. Rank 0
+draws from the global RNGs as a single process would; ranks > 0 reseed theirs from (seed, rank).
+A resumed DDP run continues with the checkpoint's (rank 0's) state on every rank: it resumes, but
+not bit-exactly as the uninterrupted DDP run would.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import random
 
@@ -80,11 +96,17 @@ class PairwiseRLModule(L.LightningModule):
             self._ref.append(ref)
         self.dynamic_max_rounds, self.max_tokens = dynamic_max_rounds, max_tokens
         self.rng = random.Random(seed)
+        self.seed = seed
         self.train_pool: list[Problem] = []  # refill source for dynamic sampling (set by the datamodule)
         # counters that survive checkpoint/resume (see on_save_checkpoint)
         self.tokens_generated = 0
         self.skipped_batches = 0
         self.nonfinite_steps = 0
+        self.rank_tokens_generated = 0  # this rank's own generated tokens (DDP report, not checkpointed)
+        self._step_tokens = 0  # DDP: this rank's tokens of the current step, summed in sync_step
+        self._pending_logs: list[tuple[dict[str, float], float]] = []  # DDP: this step's (metrics, weight)
+        self._skips = {"skipped": 0, "nonfinite": 0}  # DDP: this rank's skips this step
+        self.ddp_report: dict | None = None  # DDP: per-rank tokens and weight hashes (summary.json)
         self.pair_history: list[dict] = []  # per-step train/ metrics (summary.json pair stats)
         self._pending_rng: dict | None = None  # global RNG states of a checkpoint, set at train start
         self.last_pairs: tuple[Rollouts, RewardOutput, Pairs, LossOutput | None] | None = None
@@ -97,30 +119,38 @@ class PairwiseRLModule(L.LightningModule):
         self.log_batch(rollouts, rewards, pairs, stage)
 
         if pairs.m == 0 and pairs.sft_paths.numel() == 0:
+            self.last_pairs = (rollouts, rewards, pairs, None)
+            if self.world > 1:
+                self._skips["skipped"] += 1
+                return self.sync_step(None)
             self.skipped_batches += 1
             self.log("train/skipped_batches", float(self.skipped_batches))
-            self.last_pairs = (rollouts, rewards, pairs, None)
             return None
         out = self.pair_loss(rollouts, pairs, strategy.sft_coef)
         self.last_pairs = (rollouts, rewards, pairs, out)
         if not torch.isfinite(out.loss):
+            if self.world > 1:
+                log.warning("non-finite loss at step %d on this rank: skipped", self.global_step)
+                self._skips["nonfinite"] += 1
+                return self.sync_step(None)
             self.nonfinite_steps += 1
             log.warning(
                 "non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps
             )
             self.log("train/nonfinite_steps", float(self.nonfinite_steps))
             return None
-        self.log_dict(
-            {
-                "train/loss": out.loss.detach(),
-                "train/loss_pairwise": out.pairwise.detach(),
-                "train/nll": out.nll.detach(),
-                "train/pair_accuracy": out.accuracy,
-                "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
-            },
-            prog_bar=False,
-        )
+        loss_metrics = {
+            "train/loss": out.loss.detach(),
+            "train/loss_pairwise": out.pairwise.detach(),
+            "train/nll": out.nll.detach(),
+            "train/pair_accuracy": out.accuracy,
+            "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
+        }
         self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+        if self.world > 1:
+            self._pending_logs.append(({k: float(v) for k, v in loss_metrics.items()}, 1.0))
+            return self.sync_step(out.loss)
+        self.log_dict(loss_metrics, prog_bar=False)
         return out.loss
 
     # --- boxes ----------------------------------------------------------------------------------
@@ -132,12 +162,22 @@ class PairwiseRLModule(L.LightningModule):
         try:
             rollouts = self.sampler.sample(self.model, self.task, problems)
             rewards = self.reward(self.task, rollouts)
-            self.tokens_generated += rollouts.generated_tokens
+            self.count_tokens(rollouts.generated_tokens)
             if strategy.dynamic_sampling:
                 rollouts, rewards = self.refill(rollouts, rewards, strategy, len(problems))
         finally:
             self.model.train(was_training)
+        if self.world > 1:  # every rank adds the step's tokens of all ranks: the same count everywhere
+            self.tokens_generated += int(self.all_sum(float(self._step_tokens)))
+            self._step_tokens = 0
         return rollouts, rewards
+
+    def count_tokens(self, n: int) -> None:
+        self.rank_tokens_generated += n
+        if self.world > 1:
+            self._step_tokens += n  # summed over ranks at the end of the rollout
+        else:
+            self.tokens_generated += n
 
     def refill(self, rollouts: Rollouts, rewards: RewardOutput, strategy, want: int):
         parts_r, parts_w = [], []
@@ -158,8 +198,12 @@ class PairwiseRLModule(L.LightningModule):
             more = self.rng.sample(self.train_pool, min(want - have, len(self.train_pool)))
             rollouts = self.sampler.sample(self.model, self.task, more)
             rewards = self.reward(self.task, rollouts)
-            self.tokens_generated += rollouts.generated_tokens
-        self.log("train/dynamic_groups_kept", float(sum(len(p.problems) for p in parts_r)))
+            self.count_tokens(rollouts.generated_tokens)
+        kept = float(sum(len(p.problems) for p in parts_r))
+        if self.world > 1:
+            self._pending_logs.append(({"train/dynamic_groups_kept": kept}, 1.0))
+        else:
+            self.log("train/dynamic_groups_kept", kept)
         if not parts_r:  # nothing informative: an empty batch, skipped by the caller
             return rollouts.select([]), select_rewards(rewards, [])
         return concat_rollouts(parts_r, self.tok.pad_token_id), concat_rewards(parts_w)
@@ -201,9 +245,69 @@ class PairwiseRLModule(L.LightningModule):
         metrics["train/pairing_stage"] = float(stage)
         metrics["train/reward/faults"] = float(self.reward.faults)  # completions whose checker raised
         metrics["train/completion_tokens"] = rollouts.completion_mask.sum().item() / max(1, rollouts.n)
-        self.log_dict(metrics, batch_size=max(1, len(rollouts.problems)))
+        if self.world > 1:  # reduced over ranks in sync_step; pair statistics weighted by pairs
+            per_pair = {k: v for k, v in metrics.items() if k in PAIR_WEIGHTED or k.startswith(PAIR_PREFIXES)}
+            rest = {k: v for k, v in metrics.items() if k not in per_pair}
+            self._pending_logs += [(rest, float(max(1, len(rollouts.problems)))), (per_pair, float(pairs.m))]
+        else:
+            self.log_dict(metrics, batch_size=max(1, len(rollouts.problems)))
         self.log("reward", metrics["train/reward/total"], prog_bar=True, logger=False)
         self.log("pairs", metrics["train/pairs"], prog_bar=True, logger=False)
+
+    # --- distributed ----------------------------------------------------------------------------
+    @property
+    def world(self) -> int:
+        """Number of processes training together (1 without a trainer, or in a single process)."""
+        trainer = self._trainer
+        return trainer.world_size if trainer is not None else 1
+
+    def all_sum(self, value: float) -> float:
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
+        return float(self.trainer.strategy.reduce(t, reduce_op="sum").item())
+
+    def sync_step(self, loss: Tensor | None) -> Tensor:
+        """DDP, at the end of every rank's training_step: the step's metrics and skips of all ranks,
+        reduced and logged on every rank; a rank without a loss returns a zero one (see docstring)."""
+        import torch.distributed as dist
+
+        mine = {"logs": self._pending_logs, "skips": self._skips}
+        ranks: list = [None] * self.world
+        dist.all_gather_object(ranks, mine)
+        self._pending_logs, self._skips = [], {"skipped": 0, "nonfinite": 0}
+        skipped = sum(r["skips"]["skipped"] for r in ranks)
+        nonfinite = sum(r["skips"]["nonfinite"] for r in ranks)
+        self.skipped_batches += skipped
+        self.nonfinite_steps += nonfinite
+        metrics = reduce_metrics([entry for r in ranks for entry in r["logs"]])
+        metrics["train/tokens_generated"] = float(self.tokens_generated)  # global already
+        if skipped:
+            metrics["train/skipped_batches"] = float(self.skipped_batches)
+        if nonfinite:
+            metrics["train/nonfinite_steps"] = float(self.nonfinite_steps)
+        self.log_dict(metrics, batch_size=1)
+        if loss is not None:
+            return loss
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        return sum(p.sum() for p in trainable) * 0.0  # joins the gradient all-reduce with zeros
+
+    def on_train_end(self) -> None:
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        mine = {
+            "tokens": self.rank_tokens_generated,
+            "weights": weights_sha256(self.model.state_dict()),
+            "faults": self.reward.faults,
+        }
+        ranks: list = [None] * self.world
+        dist.all_gather_object(ranks, mine)
+        self.ddp_report = {
+            "world_size": self.world,
+            "tokens_generated_per_rank": [r["tokens"] for r in ranks],
+            "weights_sha256_per_rank": [r["weights"] for r in ranks],
+            "reward_faults_per_rank": [r["faults"] for r in ranks],
+        }
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.max_tokens is not None and self.tokens_generated >= self.max_tokens:
@@ -281,8 +385,65 @@ class PairwiseRLModule(L.LightningModule):
         if self._pending_rng is not None:
             set_global_rng_state(self._pending_rng)
             self._pending_rng = None
+        if self.world > 1 and self.global_rank > 0:  # rank 0 draws as a single process would
+            seed_rank(self.seed, self.global_rank)  # the others: their own draws, not rank 0's
         if self.max_tokens is not None and self.tokens_generated >= self.max_tokens:
             self.trainer.should_stop = True  # resumed from the step that spent the budget
+
+
+# pair statistics (pair_metrics): averaged over ranks weighted by each rank's pairs
+PAIR_WEIGHTED = {
+    "train/reward_gap",
+    "train/prefix_frac",
+    "train/prefix_tokens",
+    "train/diverge_step",
+    "train/diverge_is_first_wrong",
+    "train/pairs_same_root",
+}
+PAIR_PREFIXES = ("train/reward_gap_p", "train/prefix_tokens_p", "train/diverge_at/")
+SUMMED = {"train/pairs", "train/pairable_groups", "train/dynamic_groups_kept", "train/reward/faults"}
+
+
+def reduce_metrics(entries: list[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """All ranks' (metrics, weight) of one step -> one value per key: counts (SUMMED) summed, the
+    rest averaged over the ranks that logged them, weighted (an all-zero weight: plain mean).
+
+    >>> reduce_metrics([({"train/pairs": 2.0, "train/x": 1.0}, 1.0), ({"train/pairs": 3.0, "train/x": 0.0}, 3.0)])
+    {'train/pairs': 5.0, 'train/x': 0.25}
+    """
+    sums: dict[str, list[float]] = {}
+    for metrics, weight in entries:
+        for k, v in metrics.items():
+            s = sums.setdefault(k, [0.0, 0.0, 0.0, 0.0])  # weighted sum, weight, plain sum, count
+            s[0] += weight * v
+            s[1] += weight
+            s[2] += v
+            s[3] += 1
+    out = {}
+    for k, (ws, w, total, n) in sums.items():
+        out[k] = total if k in SUMMED else (ws / w if w > 0 else total / n)
+    return out
+
+
+def weights_sha256(state_dict: dict[str, Tensor]) -> str:
+    """A hash of a model's weights (names and bytes), to check that DDP ranks end identical."""
+    h = hashlib.sha256()
+    for name, p in sorted(state_dict.items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """DDP: the global RNGs of rank > 0 (torch, python, numpy), seeded from (seed, rank), so ranks do
+    not repeat rank 0's random draws. The boxes' own generators (branch sampler, reward noise) are
+    seeded by `seed` alone and still draw alike on every rank (see the DDP notes)."""
+    import numpy as np
+
+    s = (seed * 1_000_003 + rank) % 2**32
+    torch.manual_seed(s)
+    random.seed(s)
+    np.random.seed(s)
 
 
 def global_rng_state() -> dict:

@@ -2,6 +2,11 @@
 
 `run(cfg)` is what `gfpo-bench` calls: compose -> instantiate the boxes -> trainer.fit -> save the
 final model, summary.json, and return the metric a sweeper optimises.
+
+Distributed (`trainer.devices=2 trainer.strategy=ddp`): Lightning's launcher re-runs the same command
+for the other ranks (same run dir). Every rank trains (module.py, datamodule.py); evaluation runs on
+global rank 0 (callbacks/evaluation.py); only global rank 0 writes checkpoints, metrics.csv, W&B,
+final_model/ and summary.json, which then carries a `ddp` entry (tokens and weight hashes per rank).
 """
 
 from __future__ import annotations
@@ -195,6 +200,7 @@ def run(cfg: DictConfig) -> dict:
             CSVResume(),  # metrics.csv keeps the rows before the checkpoint a run resumes from
         ],
         default_root_dir=str(run_dir),
+        use_distributed_sampler=False,  # PromptOrder shards the prompts itself (datamodule.py)
         plugins=[AtomicCheckpointIO()],  # a failed or killed save leaves the previous checkpoint
     )
     ckpt = resume_checkpoint(run_dir, cfg.resume)
@@ -207,8 +213,11 @@ def run(cfg: DictConfig) -> dict:
         finish_wandb(exit_code=1)
         raise Preempted(run_dir / "checkpoints" / "last.ckpt", trainer.global_step) from None
     # last.ckpt = the final state (weights and optimizer), for init_from=<this run> init_optimizer=true
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # every rank calls, rank 0 writes
+    if not trainer.is_global_zero:  # DDP: global rank 0 writes the results
+        return {}
 
+    ddp = module.ddp_report  # None in a single process
     final_dir = save_final_model(
         module.model, tok, run_dir, cfg.model.get("merge_lora", False), cfg.model.get("push_to_hub")
     )
@@ -226,7 +235,8 @@ def run(cfg: DictConfig) -> dict:
         steps=trainer.global_step,
         skipped_batches=module.skipped_batches,
         nonfinite_steps=module.nonfinite_steps,
-        reward_faults=reward.faults,
+        reward_faults=sum(ddp["reward_faults_per_rank"]) if ddp else reward.faults,
+        **({"ddp": ddp} if ddp else {}),
         warm_start=warm_start_metrics(cfg, eval_cb.history),
         eval_history=eval_cb.history,
         schedule_switches=schedule.switches,

@@ -199,6 +199,11 @@ def _dry_build(cfg: DictConfig) -> None:
 # ---- layer 4: hardware, files, checkpoints ----
 def _check_hardware(cfg: DictConfig) -> None:
     acc = str(cfg.trainer.get("accelerator", "cpu"))
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if acc == "cpu" and "fsdp" in strategy:  # Lightning's FSDP refuses the CPU accelerator
+        raise ConfigError(
+            f"trainer.strategy={strategy} needs GPUs (trainer=gpu); on CPU use trainer.strategy=ddp"
+        )
     if acc not in ("gpu", "cuda"):
         return
     import torch

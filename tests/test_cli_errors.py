@@ -153,6 +153,7 @@ CASES = [
     ("resume-corrupt", corrupt_resume_checkpoint, "last.ckpt is not a readable checkpoint"),
     # hardware
     ("gpu", ["trainer=gpu"], "no CUDA GPU is visible on this machine"),
+    ("fsdp-cpu", ["trainer.devices=2", "trainer.strategy=fsdp"], "on CPU use trainer.strategy=ddp"),
 ]
 
 

@@ -15,6 +15,9 @@ tasks of that kind, weighted by problems.
 
 The history of evaluations and the step of the last one are the callback's `state_dict`, which
 Lightning keeps in every checkpoint, so a resumed run reports the whole history.
+
+Distributed (DDP): global rank 0 evaluates and logs; the other ranks wait for its metrics (a
+broadcast) and keep the same history, so every rank holds the same state.
 """
 
 from __future__ import annotations
@@ -137,6 +140,17 @@ class EvalCallback(L.Callback):
         self.history: list[dict] = []
 
     def evaluate(self, trainer: L.Trainer, module) -> dict[str, float]:
+        if trainer.world_size == 1:
+            return self.evaluate_here(trainer, module)
+        metrics = self.evaluate_here(trainer, module) if trainer.is_global_zero else None
+        metrics = trainer.strategy.broadcast(metrics, src=0)  # the others wait for rank 0's numbers
+        if not trainer.is_global_zero:
+            module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
+            self.history.append({"step": trainer.global_step, **metrics})
+            self.last_step = trainer.global_step
+        return metrics
+
+    def evaluate_here(self, trainer: L.Trainer, module) -> dict[str, float]:
         t0, step = time.time(), trainer.global_step
         results = [
             self.evaluate_task(trainer, module, task)
