@@ -69,6 +69,7 @@ def test_a_run_that_fills_the_disk_fails_with_one_line_and_keeps_its_checkpoint(
     last = run_dir / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=False)["global_step"] == 2  # the step-2 checkpoint, whole
 
+    capsys.readouterr()  # the run's own output (progress bars) is not the failure report
     with pytest.raises(SystemExit) as exit_:
         report_failure(failure.value, cfg, run_dir, multirun=False, validated=True, t0=0.0)
     assert exit_.value.code == 1
