@@ -34,25 +34,6 @@ VARIANTS = [  # (label, log-prob path, gradient checkpointing)
 ]
 
 
-def qwen25_05b_config(layers: int, vocab: int):
-    from transformers import Qwen2Config
-
-    return Qwen2Config(  # Qwen/Qwen2.5-0.5B's config.json, by hand
-        vocab_size=vocab,
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=layers,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=True,
-        bos_token_id=151643,
-        eos_token_id=151643,
-    )
-
-
 def old_token_logprobs(model, tokens, attention_mask, budget=None):
     """gfpo_bench/models/logprobs.py before the chunked path, verbatim: a full float32 log_softmax."""
     import torch
@@ -93,6 +74,8 @@ def child(args) -> dict:
     out = {"oom": False}
     try:
         from transformers import Qwen2ForCausalLM
+
+        from gfpo_bench.models.real_shapes import qwen25_05b_config
 
         model = Qwen2ForCausalLM(qwen25_05b_config(args.layers, args.vocab))
         if args.gc:

@@ -51,18 +51,6 @@ COMMON = [
     "callbacks.pair_table.every_n_steps=100000",
     "callbacks.eval.max_problems=1",  # the end-of-run evaluation is not part of a step
 ]
-# Qwen2.5-0.5B's shape, random init (no download): see build_qwen05b_dir.
-QWEN05B = dict(
-    vocab_size=151936,
-    hidden_size=896,
-    intermediate_size=4864,
-    num_hidden_layers=24,
-    num_attention_heads=14,
-    num_key_value_heads=2,
-    max_position_embeddings=32768,
-    rope_theta=1_000_000.0,
-    tie_word_embeddings=True,
-)
 
 
 class PhaseTimer:
@@ -130,8 +118,9 @@ def build_qwen05b_dir(root: Path) -> Path:
     """A random-init model with Qwen2.5-0.5B's config and the embedded char-level tokenizer (the
     tokenizer does not change the model's cost: vocab and shapes are Qwen's)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
+    from gfpo_bench.models.real_shapes import qwen25_05b_config
     from gfpo_bench.models.tokenizer import build_char_tokenizer
 
     out = root / "qwen2.5-0.5b-random"
@@ -139,7 +128,7 @@ def build_qwen05b_dir(root: Path) -> Path:
         return out
     tok = build_char_tokenizer()
     torch.manual_seed(0)
-    cfg = Qwen2Config(**QWEN05B, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    cfg = qwen25_05b_config(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     Qwen2ForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out

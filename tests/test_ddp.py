@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from gfpo_bench.datamodule import PromptOrder
-from gfpo_bench.module import reduce_metrics, weights_sha256
+from gfpo_bench.distributed import reduce_metrics, weights_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 DDP = [
