@@ -6,6 +6,9 @@
   time). Exit code 1; the last good checkpoint is kept, so re-running the same command resumes.
 - `Preempted`: the run received SIGTERM (SLURM preemption) and saved checkpoints/last.ckpt first.
   Exit code 143 (128 + SIGTERM); re-running the same command resumes exactly.
+- `ModelLoadError` (models/loading.py) and `PromptTooLongError` (sampling/base.py): a model that
+  cannot be loaded, a prompt longer than the model's context. Defined here, the bottom layer, so that
+  the CLIs can report them without importing the modules that raise them.
 """
 
 from pathlib import Path
@@ -21,6 +24,14 @@ class RunFault(RuntimeError):
 
 class CheckpointWriteError(RunFault):
     """A checkpoint could not be written; the previous one is intact."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model or tokenizer could not be loaded (path missing, bad dtype, checkpoint unreadable)."""
+
+
+class PromptTooLongError(ValueError):
+    """A prompt plus `sampler.max_new_tokens` does not fit the model's context."""
 
 
 class Preempted(Exception):

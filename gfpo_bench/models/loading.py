@@ -18,11 +18,9 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from gfpo_bench.errors import ModelLoadError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelLoadError(RuntimeError):
-    pass
 
 
 def _looks_local(name: str) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gfpo_bench.errors import PromptTooLongError
 from gfpo_bench.models.logprobs import pad_right
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.registry import Registry
@@ -27,10 +28,6 @@ class GenerationConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
-
-
-class PromptTooLongError(ValueError):
-    pass
 
 
 class Sampler(ABC):
