@@ -9,7 +9,7 @@ from gfpo_bench.tasks.format import parse_completion
 
 
 def test_generation_is_deterministic_and_splits_are_disjoint():
-    a, b = ArithTask(seed=3), ArithTask(seed=3)
+    a, b = ArithTask(seed=3, n_val=200), ArithTask(seed=3, n_val=200)
     assert [p.question for p in a.problems("val")] == [p.question for p in b.problems("val")]
     qs = {s: {p.question for p in a.problems(s)} for s in ("train", "val", "test")}
     assert not (qs["train"] & qs["val"]) and not (qs["train"] & qs["test"]) and not (qs["val"] & qs["test"])
@@ -53,7 +53,7 @@ def test_verifier_pins_the_wrong_step():
 
 
 def test_fallible_teacher_slips_only_in_training_solutions_and_never_in_answers():
-    clean, noisy = ArithTask(n_train=2000), ArithTask(n_train=2000, teacher_slip=0.6)
+    clean, noisy = ArithTask(n_train=2000, teacher_slip=0.0), ArithTask(n_train=2000, teacher_slip=0.6)
     for split in ("train", "val", "test"):  # same problems, same true answers, whatever the teacher
         assert [(p.question, p.answer) for p in clean.problems(split)] == [
             (p.question, p.answer) for p in noisy.problems(split)

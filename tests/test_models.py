@@ -116,6 +116,21 @@ def test_warm_start_cache_key_covers_the_task_generator_code():
     assert code_fingerprint(ArithTask()) != code_fingerprint(CodeSynthTask(n_train=2, n_val=1, n_test=1))
 
 
+def test_warm_start_cache_key_covers_the_task_base_classes():
+    """The split-and-generate loop lives in tasks/synthetic.py: editing it must build a new warm start."""
+    from gfpo_bench.models.tiny import fingerprint_files
+    from gfpo_bench.tasks.arith import ArithTask
+    from gfpo_bench.tasks.code_synth import CodeSynthTask
+
+    names = {f.split("gfpo_bench/")[-1] for f in fingerprint_files(ArithTask())}
+    assert {"tasks/arith.py", "tasks/synthetic.py", "tasks/base.py", "models/sft.py"} <= names
+    assert "tasks/code_base.py" not in names
+    code = {
+        f.split("gfpo_bench/")[-1] for f in fingerprint_files(CodeSynthTask(n_train=2, n_val=1, n_test=1))
+    }
+    assert {"tasks/code_synth.py", "tasks/synthetic.py", "tasks/code_base.py", "tasks/base.py"} <= code
+
+
 def test_building_the_warm_start_does_not_shift_the_runs_sampling(run_cfg, tmp_path, monkeypatch):
     """A run that builds its warm start (SFT draws from torch's RNG) samples exactly like the same run
     finding it cached; otherwise the first job of a sweep on a fresh machine would differ."""

@@ -7,11 +7,11 @@ needs no gfpo-bench code; tokenizer.py says why). The warm start imitates the ta
 teacher to convergence, so its mistakes are habits at specific steps, which is what RL then has to
 fix. The result is cached under a key that hashes everything it depends on, so the second run
 starts in a second: the model and SFT settings, the task config, the torch and transformers
-versions, and the source code of the task generator, the output format, the tokenizer, the prompt
-formatter, the model builder and the SFT loop with its log-probs (editing any of them builds a new
-warm start instead of silently reusing a stale one). Two processes that need the same warm start at
-once (parallel sweep jobs) serialise on a file lock: the first builds it, the others wait and then
-load it.
+versions, and the source code of the task generator (with its base classes), the output format, the
+tokenizer, the prompt formatter, the model builder and the SFT loop with its log-probs (editing any
+of them builds a new warm start instead of silently reusing a stale one). Two processes that need
+the same warm start at once (parallel sweep jobs) serialise on a file lock: the first builds it,
+the others wait and then load it.
 
 The build is deterministic: a fixed seed, one CPU thread and a fixed data order give identical
 weights every time on the same torch build (tests/test_models.py checks two builds in one process).
@@ -100,15 +100,22 @@ def ensure_tiny(
 
 
 def code_fingerprint(task: Task) -> str:
-    """Hash of the source files a warm start depends on: the task's generator module, the output
-    format it renders, the tokenizer, the prompt formatter, this builder, the SFT loop and its
-    log-probs."""
-    modules = (sft_module, logprobs_module, prompting_module, tokenizer_module, format_module)
-    files = {inspect.getsourcefile(type(task)), __file__, *(m.__file__ for m in modules)}
+    """Hash of `fingerprint_files(task)`: a new warm start whenever one of them is edited."""
     h = hashlib.sha1()
-    for f in sorted(str(f) for f in files if f):
+    for f in fingerprint_files(task):
         h.update(Path(f).read_bytes())
     return h.hexdigest()[:12]
+
+
+def fingerprint_files(task: Task) -> list[str]:
+    """The source files a warm start depends on, sorted: the task class's module and every gfpo_bench
+    module that defines a class of its MRO (the bases hold the shared split-and-generate loop), the
+    output format it renders, the tokenizer, the prompt formatter, this builder, the SFT loop and
+    its log-probs."""
+    modules = (sft_module, logprobs_module, prompting_module, tokenizer_module, format_module)
+    mro = [c for c in type(task).__mro__ if c.__module__.split(".")[0] == "gfpo_bench"]
+    task_files = {inspect.getsourcefile(type(task)), *(inspect.getsourcefile(c) for c in mro)}
+    return sorted(str(f) for f in {*task_files, __file__, *(m.__file__ for m in modules)} if f)
 
 
 def _build(task, out: Path, spec: dict, hidden, layers, heads, max_len, seed, sft: SFTConfig) -> Path:

@@ -23,28 +23,25 @@ restores the clean teacher.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 
-from gfpo_bench.tasks.base import Score, Split, Task, require_nonempty
+from gfpo_bench.tasks.base import Score, Split
 from gfpo_bench.tasks.format import parse_completion, render_completion
+from gfpo_bench.tasks.synthetic import Draw, SyntheticTask
 from gfpo_bench.types import Problem
 
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _STEP = re.compile(r"^\s*(-?\d+)\s*([+\-*])\s*(-?\d+)\s*=\s*(-?\d+)\s*$")
-_SPLIT_BUCKETS = {"val": range(0, 5), "test": range(5, 10), "train": range(10, 100)}
 
 
-def _bucket(question: str) -> int:
-    return int(hashlib.sha1(question.encode()).hexdigest(), 16) % 100
-
-
-class ArithTask(Task):
-    """Difficulty knobs: `min_operands`..`max_operands` numbers, up to `digits` digits, `ops`."""
+class ArithTask(SyntheticTask):
+    """Difficulty knobs: `min_operands`..`max_operands` numbers, up to `digits` digits, `ops`.
+    Defaults are conf/task/arith.yaml's."""
 
     name = "arith"
     kind = "math"
+    stream = "arith"
 
     def __init__(
         self,
@@ -54,10 +51,11 @@ class ArithTask(Task):
         digits: int = 1,
         ops: str = "+-",
         n_train: int = 20000,
-        n_val: int = 200,
+        n_val: int = 500,
         n_test: int = 500,
-        teacher_slip: float = 0.0,
+        teacher_slip: float = 0.6,
     ) -> None:
+        super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
         if not 2 <= min_operands <= max_operands:
             raise ValueError(
                 f"arith: need 2 <= min_operands <= max_operands, got {min_operands}, {max_operands}"
@@ -66,19 +64,18 @@ class ArithTask(Task):
             raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
         if not 0.0 <= teacher_slip <= 1.0:
             raise ValueError(f"arith: teacher_slip must be in [0, 1], got {teacher_slip}")
-        self.seed, self.digits, self.ops = seed, digits, ops
+        self.digits, self.ops = digits, ops
         self.teacher_slip = teacher_slip
         self.min_operands, self.max_operands = min_operands, max_operands
-        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
-        self._cache: dict[str, list[Problem]] = {}
 
     # --- generation -------------------------------------------------------------------------
-    def _draw(self, rng: random.Random) -> tuple[list[int], list[str]]:
+    def draw(self, rng: random.Random) -> Draw:
         n = rng.randint(self.min_operands, self.max_operands)
         hi = 10**self.digits - 1
         nums = [rng.randint(0, hi) for _ in range(n)]
         ops = [rng.choice(self.ops) for _ in range(n - 1)]
-        return nums, ops
+        q = self._question(nums, ops)
+        return Draw(question=q, split_key=q, parts=(nums, ops))
 
     @staticmethod
     def _question(nums: list[int], ops: list[str]) -> str:
@@ -106,34 +103,20 @@ class ArithTask(Task):
             acc = res
         return steps, acc
 
-    def problems(self, split: Split) -> list[Problem]:
-        if split not in self.sizes:
-            raise ValueError(f"arith: unknown split {split!r}; valid: train, val, test")
-        if split not in self._cache:
-            self._cache[split] = require_nonempty(self._generate(split), f"arith/{split}")
-        return self._cache[split]
-
-    def _generate(self, split: Split) -> list[Problem]:
-        rng = random.Random(f"arith-{self.seed}-{split}")
+    def build(self, draws: list[Draw], split: Split) -> list[Problem]:
         slip_rng = random.Random(f"arith-teacher-{self.seed}-{split}")  # own stream: problems unchanged
-        want, seen, out = self.sizes[split], set(), []
-        attempts = 0
-        while len(out) < want and attempts < 50 * want + 1000:
-            attempts += 1
-            nums, ops = self._draw(rng)
-            q = self._question(nums, ops)
-            if q in seen or _bucket(q) not in _SPLIT_BUCKETS[split]:
-                continue
-            seen.add(q)
+        # the training split's worked solution (the SFT data) is the teacher's, slips and all;
+        # the answer every split is scored against is always the true one
+        slip = self.teacher_slip if split == "train" else 0.0
+        out = []
+        for i, d in enumerate(draws):
+            nums, ops = d.parts
             _, ans = self._solve(nums, ops)
-            # the training split's worked solution (the SFT data) is the teacher's, slips and all;
-            # the answer every split is scored against is always the true one
-            slip = self.teacher_slip if split == "train" else 0.0
             steps, shown = self._solve(nums, ops, slip, slip_rng)
             out.append(
                 Problem(
-                    uid=f"arith/{split}/{len(out)}",
-                    question=q,
+                    uid=self.uid(split, i),
+                    question=d.question,
                     answer=str(ans),
                     solution=render_completion(steps, str(shown)),
                     meta={"nums": nums, "ops": ops},

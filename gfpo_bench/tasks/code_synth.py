@@ -34,15 +34,15 @@ repository's completion format (`tasks/format.py`). Its name is `code_synth` (me
 from __future__ import annotations
 
 import ast
-import hashlib
 import operator
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gfpo_bench.tasks.base import Split, require_nonempty
+from gfpo_bench.tasks.base import Split
 from gfpo_bench.tasks.code_base import CodeTask
 from gfpo_bench.tasks.format import render_completion
+from gfpo_bench.tasks.synthetic import Draw, SyntheticTask
 from gfpo_bench.types import Problem
 
 ATOM, MUL, ADD, MOD = 4, 3, 2, 1  # precedence of a spec expression: function call / x, *, +/-, mod
@@ -67,13 +67,8 @@ OPS: dict[str, Op] = {
     "max": Op("y=max({v},{c})", (("max({e},{c})", 0, ATOM),), range(0, 10), max),
     "min": Op("y=min({v},{c})", (("min({e},{c})", 0, ATOM),), range(0, 10), min),
 }
-_SPLIT_BUCKETS = {"val": range(0, 5), "test": range(5, 10), "train": range(10, 100)}
 _INPUT_RANGE = range(-10, 21)
 _MAX_ABS = 10**12  # a checked step whose value grows past this is wrong, not a slow bignum loop
-
-
-def _bucket(program: str) -> int:
-    return int(hashlib.sha1(program.encode()).hexdigest(), 16) % 100
 
 
 def spec(ops: list[tuple[str, int]], forms: list[int]) -> str:
@@ -175,10 +170,12 @@ def eval_expr(node: ast.expr, env: dict[str, int | None]) -> int:
 # --- the task ---------------------------------------------------------------------------------
 
 
-class CodeSynthTask(CodeTask):
-    """Difficulty knobs: `min_ops`..`max_ops` operations from `ops` (names in `OPS`)."""
+class CodeSynthTask(SyntheticTask, CodeTask):
+    """Difficulty knobs: `min_ops`..`max_ops` operations from `ops` (names in `OPS`). Defaults are
+    conf/task/code.yaml's."""
 
     name = "code_synth"
+    stream = "code"
 
     def __init__(
         self,
@@ -194,7 +191,8 @@ class CodeSynthTask(CodeTask):
         memory_mb: int = 256,
         workers: int = 2,
     ) -> None:
-        super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+        SyntheticTask.__init__(self, seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
+        CodeTask.__init__(self, timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
         ops = list(ops)
         if not 1 <= min_ops <= max_ops:
             raise ValueError(f"code: need 1 <= min_ops <= max_ops, got {min_ops}, {max_ops}")
@@ -203,24 +201,20 @@ class CodeSynthTask(CodeTask):
             raise ValueError(f"code: unknown ops {unknown or ops}; valid: {', '.join(OPS)}")
         if not 2 <= n_inputs <= len(_INPUT_RANGE):
             raise ValueError(f"code: n_inputs must be in 2..{len(_INPUT_RANGE)}, got {n_inputs}")
-        self.seed, self.min_ops, self.max_ops, self.ops, self.n_inputs = seed, min_ops, max_ops, ops, n_inputs
-        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
-        self._cache: dict[str, list[Problem]] = {}
+        self.min_ops, self.max_ops, self.ops, self.n_inputs = min_ops, max_ops, ops, n_inputs
 
     # --- generation -------------------------------------------------------------------------
-    def problems(self, split: Split) -> list[Problem]:
-        if split not in self.sizes:
-            raise ValueError(f"code: unknown split {split!r}; valid: train, val, test")
-        if split not in self._cache:
-            self._cache[split] = require_nonempty(self._generate(split), f"code_synth/{split}")
-        return self._cache[split]
-
-    def _draw(self, rng: random.Random) -> tuple[list[tuple[str, int]], list[int], list[int]]:
+    def draw(self, rng: random.Random) -> Draw | None:
         n = rng.randint(self.min_ops, self.max_ops)
         ops = [(name, rng.choice(OPS[name].consts)) for name in (rng.choice(self.ops) for _ in range(n))]
         forms = [rng.randrange(len(OPS[name].forms)) for name, _ in ops]
         inputs = sorted(rng.sample(_INPUT_RANGE, self.n_inputs))
-        return ops, forms, inputs
+        lines = program_lines(ops)
+        program = "def f(x):\n" + "".join(f"    {line}\n" for line in lines) + "    return y"
+        values = trace(ops, inputs)
+        if not self._useful(ops, inputs, values):
+            return None
+        return Draw(question=spec(ops, forms), split_key=program, parts=(ops, inputs, lines, program, values))
 
     @staticmethod
     def _useful(ops: list[tuple[str, int]], inputs: list[int], values: list[list[int]]) -> bool:
@@ -228,24 +222,14 @@ class CodeSynthTask(CodeTask):
         before = [inputs, *values[:-1]]
         return all(a != b for a, b in zip(before, values)) and len(set(values[-1])) > 1
 
-    def _generate(self, split: Split) -> list[Problem]:
-        rng = random.Random(f"code-{self.seed}-{split}")
-        want, seen, out, attempts = self.sizes[split], set(), [], 0
-        while len(out) < want and attempts < 50 * want + 1000:
-            attempts += 1
-            ops, forms, inputs = self._draw(rng)
-            question, lines = spec(ops, forms), program_lines(ops)
-            program = "def f(x):\n" + "".join(f"    {line}\n" for line in lines) + "    return y"
-            values = trace(ops, inputs)
-            if question in seen or _bucket(program) not in _SPLIT_BUCKETS[split]:
-                continue
-            if not self._useful(ops, inputs, values):
-                continue
-            seen.add(question)
+    def build(self, draws: list[Draw], split: Split) -> list[Problem]:
+        out = []
+        for i, d in enumerate(draws):
+            ops, inputs, lines, program, values = d.parts
             out.append(
                 Problem(
-                    uid=f"code_synth/{split}/{len(out)}",
-                    question=question,
+                    uid=self.uid(split, i),
+                    question=d.question,
                     answer=program,
                     solution=render_completion(lines, program),
                     tests=tuple(f"assert f({v}) == {y}" for v, y in zip(inputs, values[-1])),
