@@ -2,7 +2,7 @@
 
 Per step: number of pairs, pairable groups, reward gap, shared-prefix length and fraction, the step
 at which pairs diverge, and how often that divergent step is the worse path's first wrong step
-(as judged by the step verifier) -- the property GFPO is meant to have.
+(as judged by the step verifier, `checkers/steps.py`) -- the property GFPO is meant to have.
 
 Distributions are logged as plain scalars so the CSV logger keeps them too: the 10/50/90th
 percentiles of the reward gap and of the shared-prefix length, and the fraction of pairs diverging
@@ -16,16 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
-
-
-def first_wrong_step(scores: list[int]) -> int:
-    """Index of the first step the verifier marks wrong (-1 if none).
-
-    >>> first_wrong_step([1, 1, -1, -1]), first_wrong_step([1, 0])
-    (2, -1)
-    """
-    return next((t for t, s in enumerate(scores) if s < 0), -1)
 
 
 def pair_metrics(

@@ -24,7 +24,7 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from gfpo_bench.analytics import first_wrong_step
+from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.models.factory import build_model
 from gfpo_bench.pairing import annotate
 from gfpo_bench.pairing.gfpo import GFPOPairing

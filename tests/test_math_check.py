@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gfpo_bench.eval import math_check
-from gfpo_bench.eval.math_check import CHECK_STATS, answers_match, extract_final_answer
-from gfpo_bench.rewards.equations import check_equation_step, equation_results, strip_calc_annotations
+from gfpo_bench.checkers import answers
+from gfpo_bench.checkers.answers import CHECK_STATS, answers_match, extract_final_answer
+from gfpo_bench.checkers.equations import check_equation_step, equation_results, strip_calc_annotations
+from gfpo_bench.tasks.format import parse_completion
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -95,7 +96,7 @@ def test_checker_swallows_and_counts_exceptions(monkeypatch: pytest.MonkeyPatch)
     def boom(*args: object, **kwargs: object) -> list:
         raise RuntimeError("parser exploded")
 
-    monkeypatch.setattr(math_check, "parse", boom)
+    monkeypatch.setattr(answers, "parse", boom)
     before = CHECK_STATS["errors"]
     assert answers_match("0.5", "\\frac{1}{2}") is False
     assert CHECK_STATS["errors"] == before + 1
@@ -113,7 +114,7 @@ def test_checker_swallows_and_counts_exceptions(monkeypatch: pytest.MonkeyPatch)
     ],
 )
 def test_extract_final_answer(text: str, expected: str | None) -> None:
-    assert extract_final_answer(text) == expected
+    assert extract_final_answer(text, parse_completion(text).answer) == expected
 
 
 def test_math500_boxed_answers_agree_with_answer_field() -> None:
@@ -122,7 +123,11 @@ def test_math500_boxed_answers_agree_with_answer_field() -> None:
         pytest.skip(f"benchmark data not found at {path}")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     bad = [
-        r["unique_id"] for r in rows if not answers_match(extract_final_answer(r["solution"]), r["answer"])
+        r["unique_id"]
+        for r in rows
+        if not answers_match(
+            extract_final_answer(r["solution"], parse_completion(r["solution"]).answer), r["answer"]
+        )
     ]
     assert bad == []
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from gfpo_bench.analytics import first_wrong_step
+from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
 
 MARK = "⟦"

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from gfpo_bench.analytics import first_wrong_step
+from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.models.generation import cut_at_eos
 from gfpo_bench.models.prompting import PromptFormatter

@@ -9,7 +9,7 @@ Both load through `datasets` (a local JSON/JSONL file, or the hub name) and beco
   answer is the dataset's `answer` field (the solution's last `\\boxed{}`).
 
 Scoring parses the `<answer>` block and compares it with `answers_match` (math-verify; see
-`eval/math_check.py`). Step scores come from the arithmetic checker `check_equation_step`.
+`checkers/answers.py`). Step scores come from the arithmetic checker `check_equation_step`.
 
 Splits. GSM8K ships train (7,473) and test (1,319): `val` is a seeded `val_size` slice held out of
 train, `train` the rest. MATH-500 is an evaluation set of 500 problems with no training split;
@@ -23,8 +23,8 @@ import logging
 import re
 from pathlib import Path
 
-from gfpo_bench.eval.math_check import answers_match
-from gfpo_bench.rewards.equations import check_equation_step, strip_calc_annotations
+from gfpo_bench.checkers.answers import answers_match
+from gfpo_bench.checkers.equations import check_equation_step, strip_calc_annotations
 from gfpo_bench.tasks.base import Score, Split, Task, require_nonempty
 from gfpo_bench.tasks.bench_data import (
     check_split,

@@ -23,9 +23,11 @@ Where it departs from calling math-verify directly:
 - Percentages follow math-verify: `50%` equals `50` (the `%` is treated as a unit), but `0.5` does
   not equal `50\\%`.
 
-`extract_final_answer(text)` is a fallback for free-form outputs without an `<answer>` block (last
-`\\boxed{}`, GSM8K's `#### 18`, "the answer is ...", else the last number). Only the evaluation
-harness uses it; training rewards read the answer block alone, so the format reward stays meaningful.
+`extract_final_answer(text, answer_block)` is a fallback for free-form outputs: the caller's parsed
+`<answer>` block if there is one (`tasks/format.parse_completion`; this module stays a leaf and does
+not parse the shared format itself), else the last `\\boxed{}`, GSM8K's `#### 18`, "the answer is
+...", else the last number. Training rewards never use it: they read the answer block alone, so the
+format reward stays meaningful.
 """
 
 from __future__ import annotations
@@ -37,8 +39,6 @@ from collections import Counter
 
 from math_verify import parse, verify
 from math_verify.errors import TimeoutException
-
-from gfpo_bench.tasks.format import parse_completion
 
 log = logging.getLogger(__name__)
 
@@ -169,25 +169,26 @@ _ANSWER_IS = re.compile(r"answer is[:\s]*\$?([^\n$]+?)\$?\s*(?:\.\s*)?$", re.I |
 _ANY_NUMBER = re.compile(_NUMBER)
 
 
-def extract_final_answer(text: str) -> str | None:
-    """Best-effort final answer of a free-form output (evaluation harness fallback only).
+def extract_final_answer(text: str, answer_block: str | None) -> str | None:
+    """Best-effort final answer of a free-form output (a fallback; training never uses it).
 
-    Order: `<answer>` block, last `\\boxed{}`, `#### X` (GSM8K), "the answer is X", last number.
+    `answer_block` is the text's `<answer>` block as the caller parsed it
+    (`parse_completion(text).answer`), or None. Order: that block, last `\\boxed{}`, `#### X`
+    (GSM8K), "the answer is X", last number.
 
-    >>> extract_final_answer("<think>\\nx\\n</think>\\n<answer>7</answer>")
+    >>> extract_final_answer("<think>\\nx\\n</think>\\n<answer>7</answer>", "7")
     '7'
-    >>> extract_final_answer("She pays 2*9=18 dollars.\\n#### 18")
+    >>> extract_final_answer("She pays 2*9=18 dollars.\\n#### 18", None)
     '18'
-    >>> extract_final_answer("So we get $\\\\boxed{\\\\dfrac{3}{4}}$.")
+    >>> extract_final_answer("So we get $\\\\boxed{\\\\dfrac{3}{4}}$.", None)
     '\\\\dfrac{3}{4}'
-    >>> extract_final_answer("3 apples and then 1,250 more.")
+    >>> extract_final_answer("3 apples and then 1,250 more.", None)
     '1,250'
-    >>> extract_final_answer("no digits here") is None
+    >>> extract_final_answer("no digits here", None) is None
     True
     """
-    answer = parse_completion(text).answer
-    if answer:
-        return answer
+    if answer_block:
+        return answer_block
     boxed = last_boxed(text)
     if boxed:
         return boxed
