@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gfpo_bench.models.logprobs import completion_nll, pad_right, token_logprobs
-from gfpo_bench.models.prompting import PromptFormatter
+from gfpo_bench.models.prompting import PromptFormatter, encode_completion, encode_prompt
 from gfpo_bench.tasks.base import Task
 
 
@@ -24,12 +24,11 @@ class SFTConfig:
     warmup: int = 20
 
 
-def encode_examples(tokenizer, prompts: list[str], completions: list[str]):
+def encode_examples(tokenizer, prompt_ids: list[list[int]], completions: list[str]):
     """-> tokens [N, L], attention_mask [N, L], completion_mask [N, L]; completion ends with eos."""
     seqs, masks = [], []
-    for p, c in zip(prompts, completions):
-        p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    for p_ids, c in zip(prompt_ids, completions):
+        c_ids = encode_completion(tokenizer, c)
         seqs.append(p_ids + c_ids)
         masks.append([0] * len(p_ids) + [1] * len(c_ids))
     tokens, attn = pad_right(seqs, tokenizer.pad_token_id)
@@ -53,9 +52,8 @@ def supervised_finetune(
     losses = []
     for _ in tqdm(range(cfg.steps), desc="SFT warm start", leave=False):
         batch = rng.sample(problems, min(cfg.batch_size, len(problems)))
-        tokens, attn, comp = encode_examples(
-            tokenizer, [formatter(tokenizer, task.prompt(p)) for p in batch], [p.solution for p in batch]
-        )
+        prompts = [encode_prompt(tokenizer, formatter, task, p) for p in batch]
+        tokens, attn, comp = encode_examples(tokenizer, prompts, [p.solution for p in batch])
         loss = completion_nll(token_logprobs(model, tokens.to(device), attn.to(device)), comp.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gfpo_bench.models.generation import generate
-from gfpo_bench.models.prompting import PromptFormatter
+from gfpo_bench.models.prompting import PromptFormatter, encode_prompt
 from gfpo_bench.tasks.base import Task
 from gfpo_bench.types import Problem
 
@@ -37,12 +37,7 @@ class ModelPolicy:
         try:
             for i in range(0, len(problems), self.batch_size):
                 chunk = problems[i : i + self.batch_size]
-                ids = [
-                    self.tok(self.formatter(self.tok, self.task.prompt(p)), add_special_tokens=False)[
-                        "input_ids"
-                    ]
-                    for p in chunk
-                ]
+                ids = [encode_prompt(self.tok, self.formatter, self.task, p) for p in chunk]
                 comps = generate(
                     self.model, self.tok, ids, n, self.temperature, self.top_p, self.max_new_tokens, greedy
                 )

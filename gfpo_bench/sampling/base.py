@@ -14,7 +14,7 @@ import torch
 
 from gfpo_bench.errors import PromptTooLongError
 from gfpo_bench.models.logprobs import pad_right
-from gfpo_bench.models.prompting import PromptFormatter
+from gfpo_bench.models.prompting import PromptFormatter, encode_completion, encode_prompt
 from gfpo_bench.registry import Registry
 from gfpo_bench.sampling.steps import step_spans
 from gfpo_bench.types import Problem, Rollouts
@@ -39,7 +39,7 @@ class Sampler(ABC):
     def encode_prompts(self, task, problems: list[Problem]) -> list[list[int]]:
         out = []
         for p in problems:
-            ids = self.tok(self.formatter(self.tok, task.prompt(p)), add_special_tokens=False)["input_ids"]
+            ids = encode_prompt(self.tok, self.formatter, task, p)
             if len(ids) + self.gen.max_new_tokens > self.max_context:
                 raise PromptTooLongError(
                     f"prompt of {p.uid} has {len(ids)} tokens; with sampler.max_new_tokens="
@@ -104,9 +104,9 @@ def rollouts_from_texts(
     for scoring policies that return text (the reference policy)."""
     group, prompts, comps = [], [], []
     for g, (p, paths) in enumerate(zip(problems, texts)):
-        p_ids = tokenizer(formatter(tokenizer, task.prompt(p)), add_special_tokens=False)["input_ids"]
+        p_ids = encode_prompt(tokenizer, formatter, task, p)
         for t in paths:
             group.append(g)
             prompts.append(p_ids)
-            comps.append(tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+            comps.append(encode_completion(tokenizer, t))
     return make_rollouts(tokenizer, problems, group, prompts, comps, sum(len(c) for c in comps))
