@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import sys
 import time
 import traceback
@@ -32,38 +31,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.errors import ConfigError, Preempted, RunFault
+from gfpo_bench.errors import Preempted, RunFault, debug_wanted, is_user_error
 from gfpo_bench.loggers import finish_wandb
 from gfpo_bench.validation import validate
 from gfpo_bench.warmstart import completed_summary
 
 log = logging.getLogger("gfpo_bench")
-
-
-def is_user_error(e: BaseException) -> bool:
-    """Our own checks of the user's input, not a ValueError deep inside a library (that is a bug,
-    shown with its traceback)."""
-    if isinstance(e, ConfigError):
-        return True
-    from gfpo_bench.models.loading import ModelLoadError  # imported by then, if it was raised
-    from gfpo_bench.sampling.base import PromptTooLongError
-
-    if isinstance(e, (ModelLoadError, PromptTooLongError)):
-        return True
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    own = tb is not None and "gfpo_bench" in tb.tb_frame.f_code.co_filename
-    return isinstance(e, (FileNotFoundError, ValueError)) and own
-
-
-def debug_wanted(cfg: DictConfig) -> bool:
-    """Show tracebacks: GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or debug=true."""
-    return (
-        bool(os.environ.get("GFPO_BENCH_DEBUG"))
-        or os.environ.get("HYDRA_FULL_ERROR") == "1"
-        or (cfg.get("debug") is True)
-    )
 
 
 PREEMPTED_EXIT = 143  # 128 + SIGTERM, what a shell reports for a process SIGTERM ended

@@ -9,8 +9,16 @@
 - `ModelLoadError` (models/loading.py) and `PromptTooLongError` (sampling/base.py): a model that
   cannot be loaded, a prompt longer than the model's context. Defined here, the bottom layer, so that
   the CLIs can report them without importing the modules that raise them.
+
+Both CLIs (`gfpo-bench`, `gfpo-bench-eval`) decide with `is_user_error` whether a failure is one
+line or a traceback, and `debug_wanted` says when the traceback is shown anyway. This module is the
+bottom layer: it imports nothing from gfpo_bench.
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -43,3 +51,24 @@ class Preempted(Exception):
             "(run the same command to resume)"
         )
         self.checkpoint, self.step = checkpoint, step
+
+
+def is_user_error(e: BaseException) -> bool:
+    """Our own checks of the user's input, not a ValueError deep inside a library (that is a bug,
+    shown with its traceback)."""
+    if isinstance(e, (ConfigError, ModelLoadError, PromptTooLongError)):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    own = tb is not None and "gfpo_bench" in tb.tb_frame.f_code.co_filename
+    return isinstance(e, (FileNotFoundError, ValueError)) and own
+
+
+def debug_wanted(cfg: Mapping) -> bool:
+    """Show tracebacks: GFPO_BENCH_DEBUG=1, HYDRA_FULL_ERROR=1 or debug=true."""
+    return (
+        bool(os.environ.get("GFPO_BENCH_DEBUG"))
+        or os.environ.get("HYDRA_FULL_ERROR") == "1"
+        or (cfg.get("debug") is True)
+    )

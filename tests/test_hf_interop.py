@@ -13,7 +13,8 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers import models as tok_models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.errors import ModelLoadError
+from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.sft import SFTConfig
 from gfpo_bench.models.tiny import ensure_tiny
 from gfpo_bench.models.tokenizer import CHARS, EOS, PAD, UNK, build_char_tokenizer

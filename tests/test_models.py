@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.errors import ModelLoadError
+from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.tiny import build_tiny_model
 from gfpo_bench.models.tokenizer import build_char_tokenizer
 from gfpo_bench.sampling.steps import step_spans

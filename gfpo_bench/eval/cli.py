@@ -29,7 +29,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.errors import ConfigError
+from gfpo_bench.errors import ConfigError, is_user_error
 from gfpo_bench.eval.evaluate import evaluate_policy
 from gfpo_bench.policies import CorruptedReferencePolicy, ReferencePolicy
 from gfpo_bench.registry import Registry
@@ -148,8 +148,6 @@ def run_eval(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path="../conf", config_name="eval", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from gfpo_bench.cli import is_user_error
-
     try:
         metrics = run_eval(cfg)["metrics"]
     except Exception as e:  # noqa: BLE001  (user errors: one line; bugs: the traceback)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from gfpo_bench.errors import ConfigError
-from gfpo_bench.models.loading import ModelLoadError, load_model_and_tokenizer
+from gfpo_bench.errors import ConfigError, ModelLoadError
+from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.lora import apply_lora
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.models.sft import SFTConfig
