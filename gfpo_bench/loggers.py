@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import Logger
 
+    from gfpo_bench.summary import RunSummary
+
 log = logging.getLogger(__name__)
 
 
@@ -89,13 +91,11 @@ def wandb_logger(kwargs: dict, offline: bool) -> Logger:
         return WandbLogger(offline=True, mode="offline", **kwargs)
 
 
-def publish_summary(loggers: list[Logger], summary: dict) -> None:
-    """Copy summary.json's results into the W&B run summary (final metrics, pair statistics, cost,
-    budget), so `gfpo-bench-compare --wandb-project` reads the same numbers as from the run dirs."""
-    keys = "method seed task stage status budget tokens_generated wall_time_s steps overrides".split()
-    flat = {k: summary[k] for k in keys if k in summary}
-    flat.update(summary.get("metrics") or {})
-    flat.update({f"pair_stats/{k}": v for k, v in (summary.get("pair_stats") or {}).items()})
+def publish_summary(loggers: list[Logger], summary: RunSummary) -> None:
+    """Copy summary.json's results into the W&B run summary (`RunSummary.flat`: final metrics, pair
+    statistics, cost, budget), so `gfpo-bench-compare --wandb-project` reads the same numbers as
+    from the run dirs."""
+    flat = summary.flat()
     from lightning.pytorch.loggers import WandbLogger
 
     for lg in loggers:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gfpo_bench.errors import ConfigError
+from gfpo_bench.summary import RunSummary
 
 if TYPE_CHECKING:
     import torch
@@ -188,13 +189,14 @@ def _check_safetensors(file: Path, init_from: str) -> None:
         raise ConfigError(f"init_from={init_from}: {file} is cut off or corrupt; save the model again")
 
 
-def completed_summary(run_dir: Path) -> dict | None:
-    """The run dir's summary.json if it records a completed run, else None."""
+def completed_summary(run_dir: Path) -> RunSummary | None:
+    """The run dir's summary.json if it records a completed run, else None (also when it is missing
+    or unreadable)."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = RunSummary.read(run_dir)
     except (OSError, ValueError):
         return None
-    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
+    return summary if summary.completed else None
 
 
 def resume_checkpoint(run_dir: Path, mode: str) -> str | None:

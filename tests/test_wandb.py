@@ -59,3 +59,29 @@ def test_unreachable_wandb_falls_back_to_offline_with_a_warning(monkeypatch, tmp
     finish_wandb()
     assert attempts == [None, "offline"]
     assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run was written"
+
+
+def test_the_wandb_run_summary_is_the_summary_flattened(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from gfpo_bench.loggers import publish_summary
+    from gfpo_bench.summary import Budget, RunSummary
+
+    class Recorded(WandbLogger):  # a WandbLogger whose run is a plain object (no wandb process)
+        def __init__(self) -> None:
+            self.run = type("Run", (), {"summary": {}})()
+
+        @property
+        def experiment(self):
+            return self.run
+
+    wb = Recorded()
+    summary = RunSummary(
+        method="srpo", seed=0, task="arith", stage="rl", status="completed", budget=Budget(20, None, 5, 2),
+        metrics={"val/math/accuracy": 0.5}, pair_stats={"pairs_per_step": 3.0}, tokens_generated=5,
+        wall_time_s=1.0, steps=2, eval_history=[{"step": 0}], config={"seed": 0},
+    )  # fmt: skip
+    publish_summary([CSVLogger(str(tmp_path)), wb], summary)
+    assert wb.run.summary == summary.flat()
+    assert wb.run.summary["val/math/accuracy"] == 0.5 and wb.run.summary["pair_stats/pairs_per_step"] == 3.0
+    assert wb.run.summary["budget"]["max_steps"] == 20 and "eval_history" not in wb.run.summary

@@ -1,7 +1,7 @@
 """Collect finished training runs from disk into one table: one row per run.
 
 Every training run leaves a directory with a `summary.json` (method, seed, status, final
-metrics, pair statistics, cost) and, somewhere below it, the `metrics.csv` that Lightning's
+metrics, pair statistics, cost; its schema is `gfpo_bench.summary.RunSummary`) and, somewhere below it, the `metrics.csv` that Lightning's
 CSVLogger wrote (the learning curve). This module finds those files under any number of
 directories (single runs or nested Hydra multirun trees) and flattens them into a DataFrame.
 
@@ -11,7 +11,6 @@ A corrupt `summary.json` is skipped with a logged warning; the skipped paths are
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable
@@ -20,17 +19,18 @@ from typing import Any
 
 import pandas as pd
 
+from gfpo_bench.summary import COMPLETED, NOT_METRICS, PAIR_STATS, RunSummary
+from gfpo_bench.summary import FILE_NAME as SUMMARY_NAME
+
 log = logging.getLogger(__name__)
 
-SUMMARY_NAME = "summary.json"
 METRICS_CSV = "metrics.csv"
-COMPLETED = "completed"
 # Columns every run row has, in display order; metrics, pair stats and config follow.
 BASE_COLUMNS = ["method", "seed", "task", "status", "error"]
 COST_COLUMNS = ["tokens_generated", "wall_time_s", "steps"]
 PAIR_PREFIX = "pair/"
-# Pair statistics in the order the summary.json contract lists them; any others follow, sorted.
-PAIR_ORDER = ["pairs_per_step", "pairable_group_rate", "reward_gap", "prefix_frac", "diverge_is_first_wrong"]
+# Pair statistics in the order summary.json lists them (summary.PAIR_STATS); any others follow, sorted.
+PAIR_ORDER = list(PAIR_STATS.values())
 CONFIG_PREFIX = "config."
 
 
@@ -70,37 +70,31 @@ def _flatten(tree: Any, prefix: str) -> dict[str, Any]:
     return out
 
 
-def summary_to_row(data: Any, run_dir: Path) -> dict[str, Any]:
-    """One run's summary.json content as a flat row; raises ValueError if it breaks the contract."""
-    if not isinstance(data, dict):
-        raise ValueError("top level is not a JSON object")
-    method = data.get("method")
-    if not isinstance(method, str) or not method:
-        raise ValueError("missing or non-string 'method'")
-    metrics = data.get("metrics") or {}
-    pair_stats = data.get("pair_stats") or {}
-    if not isinstance(metrics, dict) or not isinstance(pair_stats, dict):
-        raise ValueError("'metrics' and 'pair_stats' must be objects")
-    overrides = data.get("overrides") or []
+def summary_to_row(summary: RunSummary | Any, run_dir: Path) -> dict[str, Any]:
+    """One run's summary (a RunSummary, or summary.json's content) as a flat row; raises ValueError
+    if the content breaks the contract (`RunSummary.from_dict`)."""
+    if not isinstance(summary, RunSummary):
+        summary = RunSummary.from_dict(summary)
+    metrics, overrides = summary.metrics, summary.overrides
     row: dict[str, Any] = {
-        "method": method,
-        "seed": data.get("seed"),
-        "task": data.get("task"),
-        "status": str(data.get("status", "unknown")),
-        "error": data.get("error"),
+        "method": summary.method,
+        "seed": summary.seed,
+        "task": summary.task,
+        "status": summary.status,
+        "error": summary.error,
     }
     row.update({name: _number(v) for name, v in sorted(metrics.items())})
     # the change from the run's own warm start (its step-0 evaluation), e.g. val/math/accuracy_gain
-    warm = data.get("warm_start") or {}
+    warm = summary.warm_start or {}
     if isinstance(warm, dict):
         for name, start in sorted(warm.items()):
             if name.startswith("val/") and name in metrics and name not in NOT_METRICS:
                 row[f"{name}_gain"] = _number(metrics[name]) - _number(start)
-    row.update({name: _number(data.get(name)) for name in COST_COLUMNS})
-    row.update({PAIR_PREFIX + name: _number(v) for name, v in sorted(pair_stats.items())})
+    row.update({name: _number(getattr(summary, name)) for name in COST_COLUMNS})
+    row.update({PAIR_PREFIX + name: _number(v) for name, v in sorted(summary.pair_stats.items())})
     row["overrides"] = " ".join(map(str, overrides)) if isinstance(overrides, list) else str(overrides)
     row["run_dir"] = str(run_dir)
-    row.update(_flatten(data.get("config") or {}, CONFIG_PREFIX))
+    row.update(_flatten(summary.config, CONFIG_PREFIX))
     return row
 
 
@@ -116,8 +110,8 @@ def collect_runs(dirs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     skipped: list[tuple[str, str]] = []
     for path in find_summaries(dirs):
         try:
-            rows.append(summary_to_row(json.loads(path.read_text()), path.parent))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+            rows.append(summary_to_row(RunSummary.read(path), path.parent))
+        except (OSError, ValueError) as err:  # unreadable, not JSON (JSONDecodeError), off contract
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             log.warning("skipping corrupt %s: %s", path, reason)
             skipped.append((str(path), reason))
@@ -141,10 +135,6 @@ def collect_runs(dirs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 def completed_runs(df: pd.DataFrame) -> pd.DataFrame:
     """Only the runs whose status is "completed" (the ones that enter means and plots)."""
     return df[df["status"] == COMPLETED]
-
-
-# Logged under val/ by the eval callback as the x position of each evaluation, not a result.
-NOT_METRICS = {"val/tokens_generated"}
 
 
 def validation_metrics(df: pd.DataFrame) -> list[str]:
