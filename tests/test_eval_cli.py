@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import SHARED_DATA, compose_cfg
 
-from gfpo_bench.callbacks.evaluation import load_tasks, pool_metrics, reward_components
+from gfpo_bench.callbacks import instantiate_callbacks
+from gfpo_bench.callbacks.evaluation import EvalCallback, pool_metrics, reward_components
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.cli import run_eval
 from gfpo_bench.eval.evaluate import evaluate_policy
@@ -89,9 +90,18 @@ def test_bad_eval_options_and_reference_in_training(tmp_path):
         run_eval(compose_cfg(["model=reference", "ks=[1,5]", "n=2"], tmp_path / "e", config_name="eval"))
     with pytest.raises(ConfigError, match="model=reference is for gfpo-bench-eval only"):
         run(compose_cfg(["model=reference", "logger=csv"], tmp_path / "t"))
-    with pytest.raises(ConfigError, match="unknown task 'nope'; valid: arith, code, gsm8k"):
-        load_tasks(["nope"])
-    tasks = load_tasks(["code", {"_target_": "gfpo_bench.tasks.arith.ArithTask", "digits": 2}])
+    with pytest.raises(
+        Exception,
+        match=r"Could not find 'task/nope'\n\nAvailable options in 'task':\n\tarith\n\tcode\n\tgsm8k",
+    ):
+        compose_cfg(["+task@callbacks.eval.extra_tasks.nope=nope"], tmp_path / "x")
+    cfg = compose_cfg(
+        ["+task@callbacks.eval.extra_tasks.code=code", "+task@callbacks.eval.extra_tasks.a=arith",
+         "callbacks.eval.extra_tasks.a.digits=2"],
+        tmp_path / "x",
+    )  # fmt: skip
+    (ev,) = [c for c in instantiate_callbacks(cfg.callbacks) if isinstance(c, EvalCallback)]
+    tasks = list(ev.extra_tasks.values())
     assert [t.name for t in tasks] == ["code_synth", "arith"] and tasks[1].digits == 2
 
 
@@ -103,8 +113,11 @@ def test_pooled_metrics_and_reward_components():
     module = SimpleNamespace(
         reward=Reward(), tok=build_char_tokenizer(), sampler=SimpleNamespace(formatter=PromptFormatter())
     )
-    # reference: R = 1*1 + 0.5*1 + 0.2*1; corrupted: right steps and format, wrong program
-    assert reward_components(module, task, problems, good.records) == [[1.0, 1.0, 1.0, 1.7]] * 3
+    # reference: R = 1*1 + 0.5*1 + 0.2*1 (1.7 in float32, as the run's Reward computes it);
+    # corrupted: right steps and format, wrong program
+    assert (
+        reward_components(module, task, problems, good.records) == [[1.0, 1.0, 1.0, 1.7000000476837158]] * 3
+    )
     assert [c[0] for c in reward_components(module, task, problems, bad.records)] == [0.0] * 3
     one = evaluate_policy(ReferencePolicy(), task, problems[:1])
     assert pool_metrics([bad, one])["val/code/pass@1"] == 0.25  # (0*3 + 1*1) / 4 problems
@@ -119,7 +132,7 @@ def code_run(tmp_path_factory) -> Path:
     cfg = compose_cfg(
         [*CODE_TASK, "logger=csv", "trainer.max_steps=2", "prompts_per_step=2", "sampler.k=2",
          "sampler.max_new_tokens=32", "model.sft.steps=3", "callbacks.eval.max_problems=3",  # wiring, not skill
-         "callbacks.eval.extra_tasks=[arith]", "callbacks.checkpoint.every_n_train_steps=2"],
+         "+task@callbacks.eval.extra_tasks.arith=arith", "callbacks.checkpoint.every_n_train_steps=2"],
         run_dir,
     )  # fmt: skip
     summary = run(cfg)

@@ -4,17 +4,20 @@ and the same metric when sampling at the training temperature (`sampled_n` sampl
 one is what a user deploys. Sampling for evaluation runs on its own seeded RNG stream, so it neither
 depends on nor disturbs the training run's sampling.
 
-Logs through every attached logger (W&B and CSV), keeps the latest metrics on the module for
-`summary.json`, and puts a table of sample completions into W&B under a step-unique key
-(`samples/<task>/step_<N>`), so tables are never overwritten. Table rows carry the reward
-components of the run's reward (R_final, R_process, R_format, R; reward noise not applied).
+Logs through every attached logger (W&B and CSV), keeps the latest metrics and the history of
+evaluations for `summary.json` (`summary_fields()`), and puts a table of sample completions into
+W&B under a step-unique key (`samples/<task>/step_<N>`), so tables are never overwritten. Table
+rows carry the components of the run's own `Reward` (R_final, R_process, R_format, R;
+`Reward.components`: reward noise not applied).
 
 `extra_tasks` are evaluated beside the training task (e.g. `code` on an `arith` run), each under
 its own names (`val/<task>/...`); `val/math/accuracy` and `val/code/pass@1` pool all evaluated
-tasks of that kind, weighted by problems.
+tasks of that kind, weighted by problems. They are task configs composed by Hydra, one override
+per task: `+task@callbacks.eval.extra_tasks.code=code` (a name -> task dict, instantiated with the
+callback).
 
-The history of evaluations and the step of the last one are the callback's `state_dict`, which
-Lightning keeps in every checkpoint, so a resumed run reports the whole history.
+The history of evaluations, the latest metrics and the step of the last evaluation are the
+callback's `state_dict`, which Lightning keeps in every checkpoint, so a resumed run reports them all.
 
 Distributed (DDP): global rank 0 evaluates and logs; the other ranks wait for its metrics (a
 broadcast) and keep the same history, so every rank holds the same state.
@@ -24,24 +27,21 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
+from collections.abc import Mapping
 
-import hydra
 import lightning as L
 import torch
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
 
+from gfpo_bench.callbacks import check_extra_tasks
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.evaluate import EvalResult, evaluate_policy
 from gfpo_bench.policies.model import ModelPolicy
 from gfpo_bench.sampling.base import rollouts_from_texts
 from gfpo_bench.tasks.base import Task
-from gfpo_bench.tasks.format import parse_completion
 
 log = logging.getLogger(__name__)
 
-TASK_CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "task"
 POOLED = ("math", "code")  # val/<kind>/<metric> keys pooled over tasks
 COLUMNS = [
     "prompt",
@@ -56,24 +56,6 @@ COLUMNS = [
     "r_format",
     "r_total",
 ]
-
-
-def load_tasks(specs: list) -> list[Task]:
-    """Tasks from `callbacks.eval.extra_tasks`: names of conf/task/*.yaml, or task configs (`_target_`)."""
-    tasks = []
-    for spec in specs:
-        if isinstance(spec, str):
-            file = TASK_CONFIGS / f"{spec}.yaml"
-            if not file.is_file():
-                valid = ", ".join(sorted(f.stem for f in TASK_CONFIGS.glob("*.yaml")))
-                raise ConfigError(f"callbacks.eval.extra_tasks: unknown task {spec!r}; valid: {valid}")
-            spec = OmegaConf.load(file)
-        elif not isinstance(spec, (dict, DictConfig)) or "_target_" not in spec:
-            raise ConfigError(
-                f"callbacks.eval.extra_tasks: {spec!r} is neither a task name nor a task config"
-            )
-        tasks.append(hydra.utils.instantiate(spec))
-    return tasks
 
 
 def pool_metrics(results: list[EvalResult]) -> dict[str, float]:
@@ -99,45 +81,63 @@ def pool_metrics(results: list[EvalResult]) -> dict[str, float]:
 
 
 def reward_components(module, task: Task, problems: list, records: list[dict]) -> list[list[float]]:
-    """[R_final, R_process, R_format, R] of each record, as the run's `Reward` combines them."""
-    reward = module.reward
+    """[R_final, R_process, R_format, R] of each evaluated record (record i answers problems[i]), as
+    the run's `Reward` scores them (`Reward.components`: the checked correctness and step scores of
+    the records, no reward noise)."""
     rollouts = rollouts_from_texts(
         module.tok, module.sampler.formatter, task, problems, [[r["completion"]] for r in records]
     )
-    parsed = [parse_completion(r["completion"]) for r in records]
-    process = reward.process_fn(rollouts, parsed, [r["step_scores"] for r in records]).tolist()
-    rows = []
-    for r, pc, proc in zip(records, parsed, process):
-        final, fmt = (1.0 if r["correct"] else reward.wrong_final), float(pc.format_ok)
-        total = reward.w.final * final + reward.w.process * proc + reward.w.format * fmt  # as Reward.__call__
-        rows.append([final, proc, fmt, total])
-    return rows
+    correct = torch.tensor([bool(r["correct"]) for r in records], dtype=torch.bool)  # [N]
+    out = module.reward.components(rollouts, correct, [r["step_scores"] for r in records])
+    return torch.stack([out.final, out.process, out.format, out.total], dim=1).tolist()  # [N, 4]
 
 
 class EvalCallback(L.Callback):
+    """Defaults equal conf/callbacks/default.yaml (`callbacks.eval`)."""
+
     def __init__(
         self,
         task: Task | None = None,  # default: the module's training task
         split: str = "val",
-        every_n_steps: int = 50,
-        max_problems: int | None = None,
-        batch_size: int = 100,
+        every_n_steps: int = 50,  # 0: only at the start and the end
+        max_problems: int | None = 500,  # None: the whole split
+        batch_size: int = 100,  # problems per generate call
         max_new_tokens: int | None = None,  # default: the sampler's
-        table_rows: int = 8,
+        table_rows: int = 8,  # rows of the W&B samples table per task; 0: no table
         at_start: bool = True,
-        extra_tasks: list[Task] | None = None,  # evaluated too, beside `task` (see module docstring)
+        extra_tasks: Mapping[str, Task] | None = None,  # name -> task, evaluated beside `task`
         sampled_n: int = 4,  # samples per problem at the sampler's temperature / top_p; 0: greedy only
         sample_seed: int = 1234,  # the evaluation's own sampling seed (same model -> same numbers)
     ) -> None:
         if sampled_n < 0:
             raise ValueError(f"callbacks.eval.sampled_n must be >= 0, got {sampled_n}")
-        self.sampled_n, self.sample_seed = sampled_n, sample_seed
+        if every_n_steps < 0:
+            raise ValueError(f"callbacks.eval.every_n_steps must be >= 0, got {every_n_steps}")
+        if batch_size < 1 or table_rows < 0:
+            raise ValueError(
+                f"callbacks.eval: batch_size must be >= 1 and table_rows >= 0, got {batch_size}, {table_rows}"
+            )
+        check_extra_tasks(extra_tasks)
+        self.extra_tasks: dict[str, Task] = dict((extra_tasks or {}).items())
+        for name, t in self.extra_tasks.items():
+            if not isinstance(t, Task):
+                raise ConfigError(f"callbacks.eval.extra_tasks.{name}: {type(t).__name__} is not a Task")
         self.task, self.split, self.every = task, split, every_n_steps
-        self.extra_tasks = list(extra_tasks or [])
         self.max_problems, self.batch_size, self.max_new_tokens = max_problems, batch_size, max_new_tokens
         self.table_rows, self.at_start = table_rows, at_start
-        self.last_step = -1
-        self.history: list[dict] = []
+        self.sampled_n, self.sample_seed = sampled_n, sample_seed
+        self.last_step = -1  # global step of the last evaluation
+        self.history: list[dict] = []  # every evaluation: {"step": N, **metrics}
+        self.latest_metrics: dict[str, float] = {}  # each metric's latest value (summary.json `metrics`)
+
+    def summary_fields(self) -> dict:
+        """This callback's part of summary.json (see `gfpo_bench.callbacks.summary_fields`)."""
+        return {"metrics": dict(self.latest_metrics), "eval_history": [dict(h) for h in self.history]}
+
+    def record(self, step: int, metrics: dict[str, float]) -> None:
+        self.latest_metrics.update(metrics)
+        self.history.append({"step": step, **metrics})
+        self.last_step = step
 
     def evaluate(self, trainer: L.Trainer, module) -> dict[str, float]:
         if trainer.world_size == 1:
@@ -145,24 +145,20 @@ class EvalCallback(L.Callback):
         metrics = self.evaluate_here(trainer, module) if trainer.is_global_zero else None
         metrics = trainer.strategy.broadcast(metrics, src=0)  # the others wait for rank 0's numbers
         if not trainer.is_global_zero:
-            module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
-            self.history.append({"step": trainer.global_step, **metrics})
-            self.last_step = trainer.global_step
+            self.record(trainer.global_step, metrics)
         return metrics
 
     def evaluate_here(self, trainer: L.Trainer, module) -> dict[str, float]:
         t0, step = time.time(), trainer.global_step
         results = [
             self.evaluate_task(trainer, module, task)
-            for task in [self.task or module.task, *self.extra_tasks]
+            for task in [self.task or module.task, *self.extra_tasks.values()]
         ]
         metrics = pool_metrics(results)
         metrics["val/tokens_generated"] = float(module.tokens_generated)
         for lg in trainer.loggers:
             lg.log_metrics(metrics, step=step)
-        module.final_metrics = {**getattr(module, "final_metrics", {}), **metrics}
-        self.history.append({"step": step, **metrics})
-        self.last_step = step
+        self.record(step, metrics)
         shown = {
             k: round(v, 4)
             for k, v in metrics.items()
@@ -224,10 +220,15 @@ class EvalCallback(L.Callback):
         return out
 
     def state_dict(self) -> dict:  # in every checkpoint (Lightning saves callbacks' state)
-        return {"history": [dict(h) for h in self.history], "last_step": self.last_step}
+        return {
+            "history": [dict(h) for h in self.history],
+            "latest_metrics": dict(self.latest_metrics),
+            "last_step": self.last_step,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.history, self.last_step = [dict(h) for h in state["history"]], state["last_step"]
+        self.latest_metrics = dict(state["latest_metrics"])
 
     def on_train_start(self, trainer, module) -> None:
         if self.at_start and trainer.global_step == 0:

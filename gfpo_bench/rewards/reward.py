@@ -89,9 +89,22 @@ class Reward:
         if self.noise > 0:
             flip = torch.rand(rollouts.n, generator=self.gen) < self.noise
             final = torch.where(flip, torch.where(correct, self.wrong_final, 1.0), final)
+        return self._combine(rollouts, parsed, final, correct, step_scores)
+
+    def components(
+        self, rollouts: Rollouts, correct: torch.Tensor, step_scores: list[list[int]]
+    ) -> RewardOutput:
+        """The reward of completions already checked (`correct` [N], the verifier's `step_scores`),
+        combined as `__call__` combines them, without reward noise, checkers or fault counting: for
+        showing the reward of evaluated samples (callbacks/evaluation.py)."""
+        parsed = [parse_completion(t) for t in rollouts.texts]
+        final = torch.where(correct, 1.0, self.wrong_final)  # [N]
+        return self._combine(rollouts, parsed, final, correct, step_scores)
+
+    def _combine(self, rollouts, parsed, final, correct, step_scores) -> RewardOutput:
         process = self.process_fn(rollouts, parsed, step_scores)  # [N]
         fmt = torch.tensor([float(pc.format_ok) for pc in parsed])  # [N]
-        total = self.w.final * final + self.w.process * process + self.w.format * fmt
+        total = self.w.final * final + self.w.process * process + self.w.format * fmt  # [N]
         return RewardOutput(final, process, fmt, total, correct, step_scores)
 
     def state_dict(self) -> dict:
