@@ -79,26 +79,20 @@ class PairingSchedule:
 
 def build_schedule(cfg) -> PairingSchedule:
     """From the config: `pairing` alone, or the stages of `schedule` (each with its own `pairing`)."""
-    from omegaconf import OmegaConf
-
-    from gfpo_bench.pairing import build_pairing
-
-    def strategy(pcfg) -> tuple[PairingStrategy, str]:
-        kw = OmegaConf.to_container(pcfg, resolve=True)
-        name = kw.pop("name")
-        return build_pairing(name, **kw), name
+    from hydra.utils import instantiate
 
     sched = cfg.get("schedule")
     if sched is None:
-        return PairingSchedule.single(*strategy(cfg.pairing))
+        s = instantiate(cfg.pairing)
+        return PairingSchedule.single(s, s.name)
     stages = []
     for key in sched.stage_order:
         st = sched[key]
-        s, name = strategy(st.pairing)
+        s = instantiate(st.pairing)
         frac = st.get("start_tokens_frac")
         if frac is not None and (cfg.budget.max_tokens is None or not 0 < frac <= 1):
             raise ConfigError(
                 f"schedule.{key}.start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]"
             )
-        stages.append(Stage(s, name, st.get("start_step", 0), frac))
+        stages.append(Stage(s, s.name, st.get("start_step", 0), frac))
     return PairingSchedule(stages)

@@ -27,7 +27,6 @@ from omegaconf import OmegaConf
 from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.models.factory import build_model
 from gfpo_bench.pairing import annotate
-from gfpo_bench.pairing.gfpo import GFPOPairing
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.train import build_sampler
 
@@ -47,9 +46,8 @@ def composed(overrides: list[str]):
 def measure(cfg, model, tok, fmt, task, seed: int, budget: int, prompts: int, long_frac: float) -> dict:
     sampler = build_sampler(cfg, tok, fmt, model)
     reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final)
-    pc = cfg.pairing
-    every = GFPOPairing(pc.eps, None, pc.min_prefix_tokens, pc.min_prefix_frac)
-    capped = GFPOPairing(pc.eps, pc.max_pairs_per_group, pc.min_prefix_tokens, pc.min_prefix_frac)
+    every = hydra.utils.instantiate(cfg.pairing, max_pairs_per_group=None)  # composed with pairing=gfpo
+    capped = hydra.utils.instantiate(cfg.pairing)
     pool = random.Random(seed).sample(task.problems("train"), 2000)  # same prompts for every sampler
     torch.manual_seed(seed)
     tokens = n_all = n_kept = n_long = hits = with_wrong = batches = 0

@@ -102,3 +102,64 @@ def test_registry_rejects_duplicates_and_lists_valid_names():
         ConfigError, match="unknown pairing strategy 'x'; valid: dapo, gfpo, random, srpo, top2, vapo"
     ):
         PAIRINGS.get("x")
+
+
+# Recorded from the strategies before they were built from config (issue 11): the same rng must
+# keep giving exactly these pairs, in this order, and leave the rng in the same state (next draw).
+GOLDEN = {
+    "dapo": (
+        [(0, 1), (0, 2), (0, 3), (0, 5), (1, 2), (3, 1), (4, 1), (3, 2), (4, 2), (5, 2), (4, 3), (3, 5)]
+        + [(4, 5), (7, 6), (8, 6), (9, 6), (7, 8), (7, 9), (8, 9)],
+        0.32383276483316237,
+    ),
+    "gfpo": ([(4, 1), (0, 1), (0, 5), (4, 5), (7, 9)], 0.36568891691258554),
+    "random": ([(3, 1), (0, 3), (4, 1), (0, 1), (7, 6), (7, 9), (8, 9), (8, 6)], 0.5827880059033551),
+    "srpo": ([(3, 5), (0, 5), (3, 1), (4, 5), (7, 6), (7, 9), (8, 6), (8, 9)], 0.04828642362681235),
+    "top2": ([(0, 3), (7, 8)], 0.06985542357461894),
+    "vapo": ([(4, 2), (7, 6)], 0.06985542357461894),
+}
+
+
+@pytest.mark.parametrize("name", PAIRINGS.names())
+def test_same_rng_gives_the_recorded_pairs(name):
+    r, rew = rollouts(
+        [
+            (P, [RIGHT, WRONG_LAST, WRONG_FIRST, NO_FORMAT, RIGHT, WRONG_LAST]),
+            (P, [WRONG_FIRST, RIGHT, NO_FORMAT, WRONG_LAST]),
+        ]
+    )
+    rng = random.Random(7)
+    pairs = build_pairing(name)(r, rew, rng)
+    assert list(zip(pairs.better.tolist(), pairs.worse.tolist())) == GOLDEN[name][0]
+    assert rng.random() == GOLDEN[name][1]
+
+
+@pytest.mark.parametrize("name", PAIRINGS.names())
+def test_every_pairing_config_builds_its_strategy_with_the_code_defaults(name):
+    """conf/pairing/<name>.yaml instantiates the registered class, takes exactly its constructor's
+    knobs (no field the strategy ignores) and holds the constructor's defaults."""
+    import inspect
+
+    import hydra
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg([f"pairing={name}"]).pairing
+    strategy = hydra.utils.instantiate(cfg)
+    assert type(strategy) is PAIRINGS.get(name) and strategy.name == name
+    knobs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
+    params = inspect.signature(type(strategy).__init__).parameters
+    assert set(knobs) == set(params) - {"self"}
+    assert knobs == {k: p.default for k, p in params.items() if k != "self"}
+
+
+def test_pairing_name_must_label_its_own_strategy():
+    from gfpo_bench.pairing.srpo import SRPOPairing
+
+    with pytest.raises(ConfigError, match="'vapo' is the label of VAPOPairing, not of SRPOPairing"):
+        SRPOPairing(name="vapo")
+    with pytest.raises(ConfigError, match="unknown pairing strategy 'nope'"):
+        SRPOPairing(name="nope")
+    with pytest.raises(ConfigError, match="max_pairs_per_group must be >= 1 or null"):
+        SRPOPairing(max_pairs_per_group=0)

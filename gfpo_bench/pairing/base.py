@@ -2,7 +2,9 @@
 
 A strategy looks at one batch of Rollouts and their RewardOutput and returns (better, worse) index
 pairs within each prompt's group. Everything else (divergence point, prefix fraction, the step the
-pair splits at) is computed once, here, for every strategy alike.
+pair splits at) is computed once, here, for every strategy alike, and so are the pieces several
+strategies share: `informative` (pairs whose rewards differ by more than eps) and `cap` (a random
+subset of at most `max_pairs_per_group`). A strategy's constructor takes only the knobs it uses.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from gfpo_bench.errors import ConfigError
 from gfpo_bench.registry import Registry
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
 
@@ -44,12 +47,21 @@ def step_index(spans: list[tuple[int, int]], pos: int) -> int:
 
 
 class PairingStrategy(ABC):
-    """Subclasses implement `select`; config knobs are constructor kwargs (conf/pairing/*.yaml)."""
+    """Subclasses implement `select`; config knobs are constructor kwargs (conf/pairing/*.yaml, built
+    with `hydra.utils.instantiate`). Each subclass takes exactly the knobs its `select` uses."""
 
     dynamic_sampling: bool = False  # drop groups with no correctness spread and refill (DAPO)
 
-    def __init__(self, eps: float = 1e-6, max_pairs_per_group: int | None = 4, sft_coef: float = 0.0) -> None:
-        self.eps, self.max_pairs_per_group, self.sft_coef = eps, max_pairs_per_group, sft_coef
+    def __init__(self, name: str, sft_coef: float = 0.0) -> None:
+        registered = PAIRINGS.get(name)  # an unknown name lists the valid ones
+        if registered is not type(self):
+            raise ConfigError(
+                f"pairing name {name!r} is the label of {registered.__name__}, not of {type(self).__name__}"
+            )
+        if not sft_coef >= 0:
+            raise ConfigError(f"pairing {name}: sft_coef must be >= 0, got {sft_coef}")
+        self.name = name  # the method's label in logs and summary.json
+        self.sft_coef = sft_coef  # weight of the NLL term on the group's correct paths (0: off)
 
     @abstractmethod
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
@@ -59,27 +71,48 @@ class PairingStrategy(ABC):
         """Dynamic sampling: does a group with these raw correctness values stay in the batch?"""
         return True
 
-    def cap(self, pairs: list[tuple[int, int]], rng: random.Random) -> list[tuple[int, int]]:
-        if self.max_pairs_per_group is None or len(pairs) <= self.max_pairs_per_group:
-            return pairs
-        return rng.sample(pairs, self.max_pairs_per_group)
-
-    def informative(self, idx: list[int], r: list[float]) -> list[tuple[int, int]]:
-        """All (better, worse) pairs in a group with |r_i - r_j| > eps."""
-        out = []
-        for a in range(len(idx)):
-            for b in range(a + 1, len(idx)):
-                i, j = idx[a], idx[b]
-                if abs(r[i] - r[j]) > self.eps:
-                    out.append((i, j) if r[i] > r[j] else (j, i))
-        return out
-
     def __call__(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> Pairs:
         chosen = self.select(rollouts, rewards, rng)
         pairs = annotate(rollouts, chosen)
         if self.sft_coef > 0 and pairs.m:
             pairs.sft_paths = sft_targets(rollouts, rewards, pairs)
         return pairs
+
+
+def check_eps(name: str, eps: float) -> float:
+    """`eps`: the minimum reward difference for a pair to carry a preference."""
+    if not eps >= 0:
+        raise ConfigError(f"pairing {name}: eps must be >= 0, got {eps}")
+    return eps
+
+
+def check_cap(name: str, max_pairs_per_group: int | None) -> int | None:
+    """`max_pairs_per_group`: at most this many pairs per group; None: all."""
+    if max_pairs_per_group is not None and not (
+        isinstance(max_pairs_per_group, int) and max_pairs_per_group >= 1
+    ):
+        raise ConfigError(
+            f"pairing {name}: max_pairs_per_group must be >= 1 or null, got {max_pairs_per_group}"
+        )
+    return max_pairs_per_group
+
+
+def informative(idx: list[int], r: list[float], eps: float) -> list[tuple[int, int]]:
+    """All (better, worse) pairs among paths `idx` with |r_i - r_j| > eps."""
+    out = []
+    for a in range(len(idx)):
+        for b in range(a + 1, len(idx)):
+            i, j = idx[a], idx[b]
+            if abs(r[i] - r[j]) > eps:
+                out.append((i, j) if r[i] > r[j] else (j, i))
+    return out
+
+
+def cap(pairs: list[tuple[int, int]], max_pairs: int | None, rng: random.Random) -> list[tuple[int, int]]:
+    """A random `max_pairs` of `pairs` (all of them if there are no more, or max_pairs is None)."""
+    if max_pairs is None or len(pairs) <= max_pairs:
+        return pairs
+    return rng.sample(pairs, max_pairs)
 
 
 def sft_targets(rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs) -> Tensor:

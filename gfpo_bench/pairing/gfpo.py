@@ -9,24 +9,34 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, divergence
+from gfpo_bench.errors import ConfigError
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, check_cap, check_eps, divergence, informative
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
 @PAIRINGS.register("gfpo")
 class GFPOPairing(PairingStrategy):
     """Keeps informative pairs whose shared completion prefix is >= `min_prefix_tokens` tokens and
-    >= `min_prefix_frac` of the shorter completion; longest shared prefix first."""
+    >= `min_prefix_frac` of the shorter completion; the `max_pairs_per_group` with the longest shared
+    prefix (ties broken at random). Defaults are conf/pairing/gfpo.yaml's."""
 
     def __init__(
         self,
+        name: str = "gfpo",
         eps: float = 1e-6,
         max_pairs_per_group: int | None = 4,
         min_prefix_tokens: int = 4,
         min_prefix_frac: float = 0.5,
         sft_coef: float = 0.0,
     ) -> None:
-        super().__init__(eps=eps, max_pairs_per_group=max_pairs_per_group, sft_coef=sft_coef)
+        super().__init__(name, sft_coef)
+        if not (min_prefix_tokens >= 0 and 0 <= min_prefix_frac <= 1):
+            raise ConfigError(
+                f"pairing {name}: need min_prefix_tokens >= 0 and min_prefix_frac in [0, 1], "
+                f"got {min_prefix_tokens}, {min_prefix_frac}"
+            )
+        self.eps = check_eps(name, eps)
+        self.max_pairs_per_group = check_cap(name, max_pairs_per_group)
         self.min_prefix_tokens, self.min_prefix_frac = min_prefix_tokens, min_prefix_frac
 
     def shares_long_prefix(self, rollouts: Rollouts, i: int, j: int) -> tuple[bool, int]:
@@ -41,7 +51,7 @@ class GFPOPairing(PairingStrategy):
         out = []
         for idx in rollouts.group_indices():
             scored = []
-            for b, w in self.informative(idx, r):
+            for b, w in informative(idx, r, self.eps):
                 ok, shared = self.shares_long_prefix(rollouts, b, w)
                 if ok:
                     scored.append((shared, rng.random(), (b, w)))

@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, cap, check_cap
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
 @PAIRINGS.register("srpo")
 class SRPOPairing(PairingStrategy):
+    """Every right path against every wrong path, at most `max_pairs_per_group` of them, drawn at
+    random. Right and wrong come from the final reward alone, so there is no `eps`. Defaults are
+    conf/pairing/srpo.yaml's."""
+
+    def __init__(
+        self, name: str = "srpo", max_pairs_per_group: int | None = 4, sft_coef: float = 0.0
+    ) -> None:
+        super().__init__(name, sft_coef)
+        self.max_pairs_per_group = check_cap(name, max_pairs_per_group)
+
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         # the observed final reward (noised when reward.noise > 0), not the hidden raw correctness
         ok = (rewards.final > 0.5).tolist()
         out = []
         for idx in rollouts.group_indices():
             right, wrong = [i for i in idx if ok[i]], [i for i in idx if not ok[i]]
-            out += self.cap([(i, j) for i in right for j in wrong], rng)
+            out += cap([(i, j) for i in right for j in wrong], self.max_pairs_per_group, rng)
         return out

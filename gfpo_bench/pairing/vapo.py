@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, check_eps
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
 @PAIRINGS.register("vapo")
 class VAPOPairing(PairingStrategy):
+    """One pair per group at most, so no `max_pairs_per_group`. Defaults are conf/pairing/vapo.yaml's."""
+
+    def __init__(self, name: str = "vapo", eps: float = 1e-6, sft_coef: float = 0.0) -> None:
+        super().__init__(name, sft_coef)
+        self.eps = check_eps(name, eps)
+
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         r = rewards.total.tolist()
         out = []
