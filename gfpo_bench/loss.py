@@ -49,12 +49,25 @@ def divergence_mask(completion_mask: Tensor, index: Tensor, diverge: Tensor) -> 
 
 
 class PairwiseLoss:
-    def __init__(self, beta: float = 0.1, form: str = "sum", positive_lambda: float = 0.0) -> None:
+    """Built from conf/loss/pairwise.yaml (`_target_`); the defaults here are that file's values.
+    `use_reference`: whether the module feeds it a frozen reference's log-probs."""
+
+    def __init__(
+        self, beta: float = 0.1, form: str = "sum", use_reference: bool = True, positive_lambda: float = 50.0
+    ) -> None:
+        if not beta > 0:
+            raise ValueError(f"loss.beta must be > 0 (at 0 the loss is a constant), got {beta}")
         if form not in ("sum", "mean"):
             raise ValueError(f"loss.form must be 'sum' or 'mean', got {form!r}")
         if positive_lambda < 0:
             raise ValueError(f"loss.positive_lambda must be >= 0, got {positive_lambda}")
+        if positive_lambda > 0 and not use_reference:
+            raise ValueError(
+                "loss.positive_lambda > 0 needs loss.use_reference=true (the penalty keeps the better "
+                "path above the reference); set loss.positive_lambda=0 to train without a reference"
+            )
         self.beta, self.form, self.positive_lambda = beta, form, positive_lambda
+        self.use_reference = use_reference
 
     def advantages(self, logratio: Tensor, completion_mask: Tensor, index: Tensor, diverge: Tensor) -> Tensor:
         """logratio [N, L], completion_mask [N, L], index [M], diverge [M] -> A [M]."""

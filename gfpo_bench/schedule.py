@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gfpo_bench.building import build
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.pairing.base import PairingStrategy
 
@@ -26,16 +27,43 @@ class Stage:
 
 
 class PairingSchedule:
-    def __init__(self, stages: list[Stage]) -> None:
+    """The strategies of a run in order, and when each takes over. `schedule=null` (the default):
+    one stage, `PairingSchedule.single(<the pairing strategy>)`; conf/schedule/*.yaml build the
+    rest through `from_stages`."""
+
+    def __init__(self, stages: list[Stage], max_tokens: int | None = None) -> None:
         if not stages:
             raise ValueError("a pairing schedule needs at least one stage")
+        for st in stages[1:]:
+            frac = st.start_tokens_frac
+            if frac is not None and (max_tokens is None or not 0 < frac <= 1):
+                raise ConfigError(
+                    f"schedule.{st.name}: start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]"
+                )
         self.stages = stages
         self.current = 0
         self.switches: list[dict] = []  # one event per switch: step, tokens, from, to
 
     @classmethod
-    def single(cls, strategy: PairingStrategy, name: str) -> PairingSchedule:
-        return cls([Stage(strategy, name)])
+    def single(cls, strategy: PairingStrategy) -> PairingSchedule:
+        return cls([Stage(strategy, strategy.name)])
+
+    @classmethod
+    def from_stages(
+        cls, stage_order: list[str], max_tokens: int | None = None, name: str | None = None, **stages: dict
+    ) -> PairingSchedule:
+        """conf/schedule/*.yaml: `stages[key]` = {pairing: <strategy>, start_step, start_tokens_frac}
+        for each key of `stage_order` (`name` is the method label, read from the config)."""
+        missing = [k for k in stage_order if k not in stages]
+        if missing:
+            raise ConfigError(
+                f"schedule.stage_order names {missing[0]!r}, which the schedule does not define"
+            )
+        built = [
+            Stage(st["pairing"], st["pairing"].name, st.get("start_step", 0), st.get("start_tokens_frac"))
+            for st in (stages[k] for k in stage_order)
+        ]
+        return cls(built, max_tokens)
 
     @property
     def name(self) -> str:
@@ -78,21 +106,6 @@ class PairingSchedule:
 
 
 def build_schedule(cfg) -> PairingSchedule:
-    """From the config: `pairing` alone, or the stages of `schedule` (each with its own `pairing`)."""
-    from hydra.utils import instantiate
-
+    """From the config: the `schedule` node (`_target_`), or one stage of `pairing`."""
     sched = cfg.get("schedule")
-    if sched is None:
-        s = instantiate(cfg.pairing)
-        return PairingSchedule.single(s, s.name)
-    stages = []
-    for key in sched.stage_order:
-        st = sched[key]
-        s = instantiate(st.pairing)
-        frac = st.get("start_tokens_frac")
-        if frac is not None and (cfg.budget.max_tokens is None or not 0 < frac <= 1):
-            raise ConfigError(
-                f"schedule.{key}.start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]"
-            )
-        stages.append(Stage(s, s.name, st.get("start_step", 0), frac))
-    return PairingSchedule(stages)
+    return build(sched) if sched is not None else PairingSchedule.single(build(cfg.pairing))

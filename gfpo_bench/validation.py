@@ -87,7 +87,7 @@ def check(fn: Callable[[DictConfig], str | None]) -> Callable[[DictConfig], str 
 @check
 def pairwise_needs_two_paths(cfg: DictConfig) -> str | None:
     s = cfg.sampler
-    if cfg.stage != "rl" or (s.get("name") == "branch" and s.get("siblings") is not None) or s.k >= 2:
+    if cfg.stage != "rl" or ("roots" in s and s.get("siblings") is not None) or s.k >= 2:
         return None
     return (
         f"sampler.k={s.k}: a pairwise strategy compares paths of the same prompt, and with one path "
@@ -98,7 +98,7 @@ def pairwise_needs_two_paths(cfg: DictConfig) -> str | None:
 @check
 def branch_leaves_room_for_siblings(cfg: DictConfig) -> str | None:
     s = cfg.sampler
-    if s.get("name") != "branch" or s.get("siblings") is not None or s.k > s.roots:
+    if "roots" not in s or s.get("siblings") is not None or s.k > s.roots:
         return None
     return (
         f"sampler.k={s.k} leaves no room for continuations of sampler.roots={s.roots}: raise k or lower roots"
@@ -162,15 +162,23 @@ def schedule_fraction_needs_budget(cfg: DictConfig) -> str | None:
     return None
 
 
+@check
+def extra_eval_tasks_are_composed(cfg: DictConfig) -> str | None:
+    from gfpo_bench.callbacks import check_extra_tasks  # light: no Lightning
+
+    try:
+        check_extra_tasks(OmegaConf.select(cfg, "callbacks.eval.extra_tasks"))
+    except ConfigError as e:  # e.g. the old list syntax: the message shows the new one
+        return str(e)
+    return None
+
+
 # ---- layer 3: build what can be built without a model ----
 def _dry_build(cfg: DictConfig) -> None:
     import hydra
     from hydra.errors import InstantiationException
 
-    from gfpo_bench.loss import PairwiseLoss
     from gfpo_bench.rewards.process import PROCESS_REWARDS
-    from gfpo_bench.rewards.reward import Reward
-    from gfpo_bench.sampling import SAMPLERS
     from gfpo_bench.sampling.branch import BRANCH_RULES
     from gfpo_bench.schedule import build_schedule
 
@@ -183,14 +191,12 @@ def _dry_build(cfg: DictConfig) -> None:
         except (ValueError, TypeError) as e:  # ConfigError too: say which key it came from
             raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
 
-    attempt("sampler.name", lambda: SAMPLERS.get(cfg.sampler.name))
+    attempt("sampler", lambda: hydra.utils.instantiate(cfg.sampler))  # the class resolves
     if cfg.sampler.get("branch_at") is not None:
         attempt("sampler.branch_at", lambda: BRANCH_RULES.get(cfg.sampler.branch_at))
     attempt("reward.process", lambda: PROCESS_REWARDS.get(cfg.reward.process))
-    r = cfg.reward
-    weights = OmegaConf.to_container(r.weights)
-    attempt("reward", lambda: Reward(weights, r.process, r.wrong_final, r.noise, seed=cfg.seed))
-    attempt("loss", lambda: PairwiseLoss(cfg.loss.beta, cfg.loss.form, cfg.loss.positive_lambda))
+    attempt("reward", lambda: hydra.utils.instantiate(cfg.reward))
+    attempt("loss", lambda: hydra.utils.instantiate(cfg.loss))
     key = "schedule" if cfg.get("schedule") is not None else "pairing"
     attempt(key, lambda: build_schedule(cfg))
     attempt("task", lambda: hydra.utils.instantiate(cfg.task))

@@ -83,8 +83,8 @@ def child(args) -> dict:
         if args.variant == "before":
             module_mod.token_logprobs = old_token_logprobs  # what module.pair_loss calls
         module = PairwiseRLModule(
-            model, None, None, None, None, None, PairwiseLoss(0.1, "sum", 50.0), None,
-            use_reference=True, logits_budget=LOGITS_BUDGET,
+            model, None, None, None, None, None, PairwiseLoss(beta=0.1, positive_lambda=50.0), None,
+            logits_budget=LOGITS_BUDGET,
         )  # fmt: skip
         n, width, prompt = 2 * args.pairs, args.seq_len, args.seq_len // 4
         tokens = torch.randint(0, args.vocab, (n, width))  # [N, L] distinct sequences, no padding

@@ -25,10 +25,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from gfpo_bench.checkers.steps import first_wrong_step
-from gfpo_bench.models.factory import build_model
+from gfpo_bench.models.factory import build_model, max_context
 from gfpo_bench.pairing import annotate
 from gfpo_bench.rewards.reward import Reward
-from gfpo_bench.train import build_sampler
 
 VARIANTS = {
     "independent": ["sampler=independent"],
@@ -44,7 +43,9 @@ def composed(overrides: list[str]):
 
 
 def measure(cfg, model, tok, fmt, task, seed: int, budget: int, prompts: int, long_frac: float) -> dict:
-    sampler = build_sampler(cfg, tok, fmt, model)
+    sampler = hydra.utils.instantiate(cfg.sampler)(
+        tokenizer=tok, formatter=fmt, max_context=max_context(model)
+    )
     reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process, cfg.reward.wrong_final)
     every = hydra.utils.instantiate(cfg.pairing, max_pairs_per_group=None)  # composed with pairing=gfpo
     capped = hydra.utils.instantiate(cfg.pairing)

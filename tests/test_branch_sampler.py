@@ -9,6 +9,7 @@ import hydra
 import pytest
 import torch
 from conftest import compose_cfg
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gfpo_bench.errors import ConfigError
@@ -17,10 +18,9 @@ from gfpo_bench.models.factory import build_model, max_context
 from gfpo_bench.models.logprobs import token_logprobs
 from gfpo_bench.pairing import PAIRINGS, build_pairing
 from gfpo_bench.rewards.reward import Reward
-from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig
+from gfpo_bench.sampling.base import SAMPLERS
 from gfpo_bench.sampling.branch import BRANCH_RULES, BranchSampler, RootView, continue_from
 from gfpo_bench.tasks.format import parse_completion
-from gfpo_bench.train import build_sampler
 
 K, P = 8, 4
 
@@ -40,8 +40,8 @@ def env():
 
 def sampler(env, **kw) -> BranchSampler:
     cfg, task, model, tok, fmt = env
-    gen = GenerationConfig(k=kw.pop("k", K), max_new_tokens=cfg.sampler.max_new_tokens)
-    return BranchSampler(tok, fmt, gen, max_context(model), **kw)
+    k = kw.pop("k", K)
+    return BranchSampler(tok, fmt, max_context(model), k=k, max_new_tokens=cfg.sampler.max_new_tokens, **kw)
 
 
 class ForwardLog:
@@ -65,7 +65,7 @@ class ForwardLog:
 def batch(env):
     """One batch from the configured sampler (conf/sampler/branch.yaml), with its forward calls."""
     cfg, task, model, tok, fmt = env
-    s = build_sampler(cfg, tok, fmt, model)
+    s = instantiate(cfg.sampler)(tokenizer=tok, formatter=fmt, max_context=max_context(model))
     torch.manual_seed(0)
     # problems whose chain needs a carry: the warm start's habit (it drops carries ~60% of the time
     # when sampling) makes those groups mixed, so every strategy has pairs to choose from

@@ -86,10 +86,9 @@ def test_each_unique_sequence_is_scored_once_per_step(monkeypatch):
         None,
         None,
         None,
-        PairingSchedule.single(build_pairing("dapo"), "dapo"),
-        PairwiseLoss(),
+        PairingSchedule.single(build_pairing("dapo")),
+        PairwiseLoss(use_reference=False, positive_lambda=0.0),
         None,
-        use_reference=False,
     )
     out = module.pair_loss(r, pairs, sft_coef=0.1)
     assert len(calls) == 1 and torch.isfinite(out.loss)

@@ -16,6 +16,7 @@ raises, the checker itself is broken: `RunFault`, because scoring them all wrong
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -53,13 +54,13 @@ class Reward:
 
     def __init__(
         self,
-        weights: RewardWeights | dict | None = None,
+        weights: RewardWeights | Mapping | None = None,  # final, process, format (conf/reward)
         process: str = "verifier",
         wrong_final: float = 0.0,
         noise: float = 0.0,
         seed: int = 0,
     ) -> None:
-        self.w = RewardWeights(**weights) if isinstance(weights, dict) else (weights or RewardWeights())
+        self.w = RewardWeights(**weights) if isinstance(weights, Mapping) else (weights or RewardWeights())
         self.process_fn = PROCESS_REWARDS.get(process)
         if wrong_final not in (0.0, -1.0):
             raise ValueError(f"reward.wrong_final must be 0 or -1, got {wrong_final}")

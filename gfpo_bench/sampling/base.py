@@ -7,6 +7,7 @@ compared at equal compute.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -19,22 +20,52 @@ from gfpo_bench.registry import Registry
 from gfpo_bench.sampling.steps import step_spans
 from gfpo_bench.types import Problem, Rollouts
 
+log = logging.getLogger(__name__)
 SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
 
 
 @dataclass
 class GenerationConfig:
+    """How each path is drawn; the defaults are conf/sampler/*.yaml's."""
+
     k: int = 8  # paths per prompt
     temperature: float = 1.0
     top_p: float = 1.0
-    max_new_tokens: int = 64
+    max_new_tokens: int = 48
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.max_new_tokens < 1:
+            raise ValueError(
+                f"sampler.k and sampler.max_new_tokens must be >= 1, got {self.k}, {self.max_new_tokens}"
+            )
+        if not self.temperature > 0 or not 0 < self.top_p <= 1:
+            raise ValueError(
+                f"sampler.temperature must be > 0 and sampler.top_p in (0, 1], got {self.temperature}, {self.top_p}"
+            )
 
 
 class Sampler(ABC):
-    def __init__(
-        self, tokenizer, formatter: PromptFormatter, gen: GenerationConfig, max_context: int
-    ) -> None:
-        self.tok, self.formatter, self.gen, self.max_context = tokenizer, formatter, gen, max_context
+    """Built from conf/sampler/*.yaml (`_partial_`): train.py passes the tokenizer, the prompt
+    formatter and the model's context length; the YAML gives k, temperature, top_p, max_new_tokens."""
+
+    def __init__(self, tokenizer, formatter: PromptFormatter, max_context: int, **generation) -> None:
+        self.tok, self.formatter, self.max_context = tokenizer, formatter, max_context
+        self.gen = GenerationConfig(**generation)
+
+    def check_task(self, task, probe: int = 200) -> None:
+        """Before training: a prompt that does not fit the context fails now, with one line; reference
+        solutions longer than `max_new_tokens` warn (completions would be cut off and never pass)."""
+        for p in task.problems("val")[:1] + task.problems("train")[:1]:
+            self.encode_prompts(task, [p])
+        need = max(len(encode_completion(self.tok, p.solution)) for p in task.problems("train")[:probe])
+        if need > self.gen.max_new_tokens:  # e.g. task=code needs ~112
+            log.warning(
+                "%s reference solutions take up to %d tokens but sampler.max_new_tokens=%d: completions "
+                "will be cut off (raise sampler.max_new_tokens)",
+                task.name,
+                need,
+                self.gen.max_new_tokens,
+            )
 
     def encode_prompts(self, task, problems: list[Problem]) -> list[list[int]]:
         out = []

@@ -43,7 +43,7 @@ from gfpo_bench.errors import ConfigError
 from gfpo_bench.models.generation import cut_at_eos
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.registry import Registry
-from gfpo_bench.sampling.base import SAMPLERS, GenerationConfig, Sampler, make_rollouts
+from gfpo_bench.sampling.base import SAMPLERS, Sampler, make_rollouts
 from gfpo_bench.sampling.steps import step_spans
 from gfpo_bench.tasks.format import parse_completion
 from gfpo_bench.types import Problem, Rollouts
@@ -180,7 +180,6 @@ class BranchSampler(Sampler):
         self,
         tokenizer,
         formatter: PromptFormatter,
-        gen: GenerationConfig,
         max_context: int,
         roots: int = 2,
         branches: int = 1,
@@ -188,8 +187,10 @@ class BranchSampler(Sampler):
         branch_at: str = "entropy",
         reuse_prefix: bool = True,
         seed: int = 0,
+        **generation,  # k, temperature, top_p, max_new_tokens (sampling/base.py GenerationConfig)
     ) -> None:
-        super().__init__(tokenizer, formatter, gen, max_context)
+        super().__init__(tokenizer, formatter, max_context, **generation)
+        gen = self.gen
         if roots < 1 or branches < 1 or (siblings is not None and siblings < 1):
             raise ConfigError(
                 f"sampler=branch: roots, branches, siblings must be >= 1, got {roots}, {branches}, {siblings}"
@@ -204,7 +205,7 @@ class BranchSampler(Sampler):
     def sibling_counts(self) -> list[list[int]]:
         """counts[r][j]: continuations at branch point j of root r (of one prompt).
 
-        >>> s = BranchSampler(None, None, GenerationConfig(k=8), 256, roots=2, branches=2)
+        >>> s = BranchSampler(None, None, 256, roots=2, branches=2, k=8)
         >>> s.sibling_counts(), s.group_size
         ([[2, 1], [2, 1]], 8)
         """
