@@ -51,10 +51,14 @@ class PromptOrder(Sampler[list[int]]):
         self.taken = 0  # batches of the current epoch handed out
         self.epoch_rng: torch.Tensor | None = None  # generator state when the epoch's permutation began
         self._it = None  # the current epoch's batch iterator
-        self.rank, self.world = 0, 1  # DDP: this rank takes batch[rank::world] (set by the DataModule)
+        self.rank, self.world = 0, 1  # DDP: this rank takes batch[rank::world] (see `shard`)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    def shard(self, rank: int, world: int) -> None:
+        """DDP: from now on, hand out this rank's share of each batch (one process: the batch)."""
+        self.rank, self.world = rank, world
 
     def __iter__(self):
         if self._it is None or self.taken >= len(self):  # a new epoch (else: continue a resumed one)
@@ -82,19 +86,33 @@ class PromptOrder(Sampler[list[int]]):
 
 
 class PromptDataModule(L.LightningDataModule):
-    """The task's training problems, `prompts_per_step` per batch, in a resumable shuffled order."""
+    """The task's problems: the training pool, `prompts_per_step` per batch in a resumable shuffled
+    order, and the evaluation problems. Built from the `data` node of conf/config.yaml (`_partial_`:
+    train.py passes the task)."""
 
-    def __init__(self, task: Task, prompts_per_step: int, seed: int = 0) -> None:
+    def __init__(self, task: Task, prompts_per_step: int, seed: int) -> None:
         super().__init__()
-        self.problems: list[Problem] = task.problems("train")
-        self.order = PromptOrder(len(self.problems), prompts_per_step, seed)
+        if prompts_per_step < 1:
+            raise ValueError(f"prompts_per_step must be >= 1, got {prompts_per_step}")
+        self.task = task
+        self.train_pool: list[Problem] = task.problems("train")  # also DAPO's refill source (module.py)
+        self.order = PromptOrder(len(self.train_pool), prompts_per_step, seed)
+        self._eval: dict[tuple[str, str, int | None], list[Problem]] = {}  # (task, split, limit) -> problems
+
+    def eval_problems(self, task: Task | None, split: str, limit: int | None) -> list[Problem]:
+        """The first `limit` problems of `task`'s split (default task: the training one)."""
+        task = task or self.task
+        key = (task.name, split, limit)
+        if key not in self._eval:
+            self._eval[key] = task.problems(split)[:limit]
+        return self._eval[key]
 
     def train_dataloader(self) -> DataLoader:
         if self.trainer is not None:  # DDP: each rank its share of every step's prompts
-            self.order.rank, self.order.world = self.trainer.global_rank, self.trainer.world_size
+            self.order.shard(self.trainer.global_rank, self.trainer.world_size)
         # its own generator: the loader's base-seed draw must not touch the global RNG
         return DataLoader(
-            self.problems, batch_sampler=self.order, collate_fn=list, generator=torch.Generator()
+            self.train_pool, batch_sampler=self.order, collate_fn=list, generator=torch.Generator()
         )
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):

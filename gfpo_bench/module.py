@@ -1,6 +1,6 @@
 """The LightningModule: wires the boxes of the one loop together and nothing else.
 
-    training_step:  rollout -> reward -> pairs -> loss
+    training_step:  sample -> reward -> filter_groups (DAPO) -> pairs -> pair_loss -> finish_step
 
 Each unique sequence is scored by one forward pass per step (the policy, and the frozen reference
 when `loss.use_reference`), never once per pair. The reference is a frozen copy of the starting
@@ -9,12 +9,12 @@ checkpoints then hold the adapters only). A batch with no pairs, or a non-finite
 the optimizer step; both are counted and logged and the run goes on.
 
 Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's,
-reward's and schedule's `state_dict`s, the global RNGs sampling draws from, the pair history and
-latest eval metrics) and the counters, so a resumed run continues as if never stopped.
+reward's and schedule's `state_dict`s, the global RNGs sampling draws from) and the counters; the
+callbacks and the datamodule put their own state there too. A resumed run goes on as if never stopped.
 
 Distributed (DDP; FSDP takes the same path): each rank samples and scores its own share of the
 step's prompts (datamodule.py) and computes its own loss; DDP averages the gradients. Once per step
-the ranks agree (`sync_step`): the generated tokens are summed, so `tokens_generated`, the token
+the ranks agree (`finish_step`, `sync_step`): the generated tokens are summed, so `tokens_generated`, the token
 budget and the schedule are global and the same on every rank (the stop decision must be); the
 step's logged metrics are gathered and reduced (counts summed, rates averaged over the ranks that
 report them, weighted by prompts, or by pairs for pair statistics), so every rank logs the global
@@ -52,6 +52,7 @@ from gfpo_bench.errors import ConfigError
 from gfpo_bench.loss import LossOutput, PairwiseLoss
 from gfpo_bench.models.logprobs import LOGITS_BUDGET, token_logprobs
 from gfpo_bench.models.lora import is_peft, reference_mode, trainable_keys
+from gfpo_bench.pairing.base import PairingStrategy
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import Sampler
 from gfpo_bench.schedule import PairingSchedule
@@ -69,7 +70,20 @@ from gfpo_bench.types import (
 log = logging.getLogger(__name__)
 
 
+def loss_metrics(out: LossOutput) -> dict[str, Tensor]:
+    """What a trained step logs about its loss."""
+    return {
+        "train/loss": out.loss.detach(),
+        "train/loss_pairwise": out.pairwise.detach(),
+        "train/nll": out.nll.detach(),
+        "train/pair_accuracy": out.accuracy,
+        "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
+    }
+
+
 class PairwiseRLModule(L.LightningModule):
+    """Built from the `module` node of conf/config.yaml (`_partial_`); train.py passes the boxes."""
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -80,7 +94,6 @@ class PairwiseRLModule(L.LightningModule):
         schedule: PairingSchedule,
         loss: PairwiseLoss,
         optimizer,  # functools.partial(torch.optim.X, lr=...) from Hydra (_partial_: true)
-        use_reference: bool = True,
         dynamic_max_rounds: int = 3,
         max_tokens: int | None = None,
         seed: int = 0,
@@ -88,106 +101,75 @@ class PairwiseRLModule(L.LightningModule):
         logits_budget: int | None = LOGITS_BUDGET,  # float32 logits held at once (models/logprobs.py)
     ) -> None:
         super().__init__()
+        if dynamic_max_rounds < 0:
+            raise ValueError(f"module.dynamic_max_rounds must be >= 0, got {dynamic_max_rounds}")
         self.init_optimizer_state = init_optimizer_state
         self.model, self.tok, self.task = model, tokenizer, task
         self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
         self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
         self.optimizer_factory = optimizer
-        self.use_reference, self.logits_budget = use_reference, logits_budget
+        self.use_reference, self.logits_budget = loss.use_reference, logits_budget
         self.lora = is_peft(model)
         self.strict_loading = not self.lora  # LoRA checkpoints hold the adapters only
         # A plain list keeps the frozen reference out of parameters(), the optimizer and checkpoints.
         self._ref: list[torch.nn.Module] = []
-        if use_reference and not self.lora:  # LoRA: the reference is the model with adapters off
+        if self.use_reference and not self.lora:  # LoRA: the reference is the model with adapters off
             ref = copy.deepcopy(model).eval()
             ref.requires_grad_(False)
             self._ref.append(ref)
         self.dynamic_max_rounds, self.max_tokens = dynamic_max_rounds, max_tokens
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # pairing tie-breaks and DAPO's refill prompts
         self.seed = seed
-        self.train_pool: list[Problem] = []  # refill source for dynamic sampling (set by the datamodule)
         # counters that survive checkpoint/resume (see on_save_checkpoint)
         self.tokens_generated = 0
         self.skipped_batches = 0
         self.nonfinite_steps = 0
         self.rank_tokens_generated = 0  # this rank's own generated tokens (DDP report, not checkpointed)
-        self._step_tokens = 0  # DDP: this rank's tokens of the current step, summed in sync_step
+        self._step_tokens = 0  # DDP: this rank's tokens of the current step, summed in finish_step
         self._pending_logs: list[tuple[dict[str, float], float]] = []  # DDP: this step's (metrics, weight)
         self._skips = {"skipped": 0, "nonfinite": 0}  # DDP: this rank's skips this step
         self.ddp_report: dict | None = None  # DDP: per-rank tokens and weight hashes (summary.json)
-        self.pair_history: list[dict] = []  # per-step train/ metrics (summary.json pair stats)
         self._pending_rng: dict | None = None  # global RNG states of a checkpoint, set at train start
+        # the batch just trained on, for the pair tables (callbacks/pair_table.py)
         self.last_pairs: tuple[Rollouts, RewardOutput, Pairs, LossOutput | None] | None = None
 
     # --- the loop -------------------------------------------------------------------------------
     def training_step(self, problems: list[Problem], batch_idx: int) -> Tensor | None:
         stage, strategy = self.schedule.at(self.global_step, self.tokens_generated, self.max_tokens)
-        rollouts, rewards = self.rollout(problems, strategy)
+        rollouts = self.sample(problems)
+        rewards = self.reward(self.task, rollouts)
+        if strategy.dynamic_sampling:  # DAPO
+            rollouts, rewards = self.filter_groups(rollouts, rewards, strategy, want=len(problems))
         pairs = strategy(rollouts, rewards, self.rng)
-        self.log_batch(rollouts, rewards, pairs, stage)
-
-        if pairs.m == 0 and pairs.sft_paths.numel() == 0:
-            self.last_pairs = (rollouts, rewards, pairs, None)
-            if self.world > 1:
-                self._skips["skipped"] += 1
-                return self.sync_step(None)
-            self.skipped_batches += 1
-            self.log("train/skipped_batches", float(self.skipped_batches))
-            return None
-        out = self.pair_loss(rollouts, pairs, strategy.sft_coef)
-        self.last_pairs = (rollouts, rewards, pairs, out)
-        if not torch.isfinite(out.loss):
-            if self.world > 1:
-                log.warning("non-finite loss at step %d on this rank: skipped", self.global_step)
-                self._skips["nonfinite"] += 1
-                return self.sync_step(None)
-            self.nonfinite_steps += 1
-            log.warning(
-                "non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps
-            )
-            self.log("train/nonfinite_steps", float(self.nonfinite_steps))
-            return None
-        loss_metrics = {
-            "train/loss": out.loss.detach(),
-            "train/loss_pairwise": out.pairwise.detach(),
-            "train/nll": out.nll.detach(),
-            "train/pair_accuracy": out.accuracy,
-            "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
-        }
-        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
-        if self.world > 1:
-            self._pending_logs.append(({k: float(v) for k, v in loss_metrics.items()}, 1.0))
-            return self.sync_step(out.loss)
-        self.log_dict(loss_metrics, prog_bar=False)
-        return out.loss
+        has_signal = pairs.m > 0 or pairs.sft_paths.numel() > 0
+        out = self.pair_loss(rollouts, pairs, strategy.sft_coef) if has_signal else None
+        return self.finish_step(rollouts, rewards, pairs, out, stage)
 
     # --- boxes ----------------------------------------------------------------------------------
-    def rollout(self, problems: list[Problem], strategy) -> tuple[Rollouts, RewardOutput]:
-        """Sample and score; with dynamic sampling, drop groups with no correctness spread and refill
-        from fresh prompts (at most `dynamic_max_rounds` extra rounds)."""
+    def sample(self, problems: list[Problem]) -> Rollouts:
+        """sampler.k paths per problem from the current policy (in eval mode); counts their tokens."""
         was_training = self.model.training
         self.model.eval()
         try:
             rollouts = self.sampler.sample(self.model, self.task, problems)
-            rewards = self.reward(self.task, rollouts)
-            self.count_tokens(rollouts.generated_tokens)
-            if strategy.dynamic_sampling:
-                rollouts, rewards = self.refill(rollouts, rewards, strategy, len(problems))
         finally:
             self.model.train(was_training)
-        if self.world > 1:  # every rank adds the step's tokens of all ranks: the same count everywhere
-            self.tokens_generated += int(self.all_sum(float(self._step_tokens)))
-            self._step_tokens = 0
-        return rollouts, rewards
+        self.count_tokens(rollouts.generated_tokens)
+        return rollouts
 
     def count_tokens(self, n: int) -> None:
         self.rank_tokens_generated += n
         if self.world > 1:
-            self._step_tokens += n  # summed over ranks at the end of the rollout
+            self._step_tokens += n  # summed over ranks in finish_step
         else:
             self.tokens_generated += n
 
-    def refill(self, rollouts: Rollouts, rewards: RewardOutput, strategy, want: int):
+    def filter_groups(
+        self, rollouts: Rollouts, rewards: RewardOutput, strategy: PairingStrategy, want: int
+    ) -> tuple[Rollouts, RewardOutput]:
+        """DAPO's dynamic sampling: drop the groups the strategy does not keep (no correctness
+        spread) and refill from fresh training prompts, at most `dynamic_max_rounds` extra rounds."""
+        pool = self.train_pool()
         parts_r, parts_w = [], []
         for round_ in range(self.dynamic_max_rounds + 1):
             ok = rewards.correct.tolist()
@@ -201,20 +183,23 @@ class PairwiseRLModule(L.LightningModule):
                 parts_r.append(rollouts.select(keep))
                 parts_w.append(select_rewards(rewards, keep))
             have = sum(len(p.problems) for p in parts_r)
-            if have >= want or round_ == self.dynamic_max_rounds or not self.train_pool:
+            if have >= want or round_ == self.dynamic_max_rounds or not pool:
                 break
-            more = self.rng.sample(self.train_pool, min(want - have, len(self.train_pool)))
-            rollouts = self.sampler.sample(self.model, self.task, more)
+            rollouts = self.sample(self.rng.sample(pool, min(want - have, len(pool))))
             rewards = self.reward(self.task, rollouts)
-            self.count_tokens(rollouts.generated_tokens)
         kept = float(sum(len(p.problems) for p in parts_r))
         if self.world > 1:
             self._pending_logs.append(({"train/dynamic_groups_kept": kept}, 1.0))
         else:
             self.log("train/dynamic_groups_kept", kept)
-        if not parts_r:  # nothing informative: an empty batch, skipped by the caller
+        if not parts_r:  # nothing informative: an empty batch, skipped in finish_step
             return rollouts.select([]), select_rewards(rewards, [])
         return concat_rollouts(parts_r, self.tok.pad_token_id), concat_rewards(parts_w)
+
+    def train_pool(self) -> list[Problem]:
+        """Where dynamic sampling draws fresh prompts from: the datamodule's training problems."""
+        data = self._trainer.datamodule if self._trainer is not None else None
+        return data.train_pool if data is not None else []
 
     def pair_loss(self, rollouts: Rollouts, pairs: Pairs, sft_coef: float) -> LossOutput:
         """One forward pass over the unique sequences the pairs (and SFT term) use."""
@@ -236,6 +221,42 @@ class PairwiseRLModule(L.LightningModule):
             remap[pairs.sft_paths].to(self.device),
         )
         return self.loss_fn(logp, ref, comp, local, sft_coef)
+
+    def finish_step(
+        self, rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, out: LossOutput | None, stage: int
+    ) -> Tensor | None:
+        """Log the step, and hand Lightning its loss, or None to skip the optimizer step when there
+        was nothing to learn from (no pairs) or the loss is not finite; skips are counted and the
+        run goes on. Under DDP every rank returns a loss (see the module docstring)."""
+        if self.world > 1:  # every rank adds the step's tokens of all ranks: the same count everywhere
+            self.tokens_generated += int(self.all_sum(float(self._step_tokens)))
+            self._step_tokens = 0
+        self.log_batch(rollouts, rewards, pairs, stage)
+        self.last_pairs = (rollouts, rewards, pairs, out)
+        skip = "skipped" if out is None else None if torch.isfinite(out.loss) else "nonfinite"
+        if self.world > 1:
+            if skip == "nonfinite":
+                log.warning("non-finite loss at step %d on this rank: skipped", self.global_step)
+            if skip:
+                self._skips[skip] += 1
+                return self.sync_step(None)
+            self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+            self._pending_logs.append(({k: float(v) for k, v in loss_metrics(out).items()}, 1.0))
+            return self.sync_step(out.loss)
+        if skip == "skipped":
+            self.skipped_batches += 1
+            self.log("train/skipped_batches", float(self.skipped_batches))
+            return None
+        if skip == "nonfinite":
+            self.nonfinite_steps += 1
+            log.warning(
+                "non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps
+            )
+            self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+            return None
+        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
+        self.log_dict(loss_metrics(out), prog_bar=False)
+        return out.loss
 
     @torch.no_grad()
     def reference_logprobs(self, tokens: Tensor, attn: Tensor) -> Tensor:
@@ -367,16 +388,26 @@ class PairwiseRLModule(L.LightningModule):
         if "gfpo_state" in checkpoint:
             self.load_run_state(checkpoint["gfpo_state"])
 
+    def summary_fields(self) -> dict:
+        """The run's own numbers for summary.json (summary.py RunSummary; under DDP: all ranks')."""
+        ddp = self.ddp_report  # None in a single process
+        return {
+            "tokens_generated": self.tokens_generated,
+            "skipped_batches": self.skipped_batches,
+            "nonfinite_steps": self.nonfinite_steps,
+            "reward_faults": sum(ddp["reward_faults_per_rank"]) if ddp else self.reward.faults,
+            "ddp": ddp,
+            "schedule_switches": self.schedule.switches,
+        }
+
     # --- exact resume ---------------------------------------------------------------------------
     def run_state(self) -> dict:
         """Everything besides weights and optimizer that the next step depends on: the boxes' own
-        random state, the global RNGs that sampling draws from, the histories summary.json reports."""
+        random state and the global RNGs that sampling draws from."""
         return {
             "sampler": self.sampler.state_dict(),
             "reward": self.reward.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "pair_history": list(self.pair_history),
-            "final_metrics": dict(getattr(self, "final_metrics", {})),
             "global_rng": global_rng_state(),
         }
 
@@ -384,8 +415,6 @@ class PairwiseRLModule(L.LightningModule):
         self.sampler.load_state_dict(state["sampler"])
         self.reward.load_state_dict(state["reward"])
         self.schedule.load_state_dict(state["schedule"])
-        self.pair_history = list(state["pair_history"])
-        self.final_metrics = dict(state["final_metrics"])
         # Set once training starts: building the trainer and optimizer in between may draw from them.
         self._pending_rng = state["global_rng"]
 

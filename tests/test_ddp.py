@@ -41,12 +41,12 @@ def test_ranks_share_each_step_and_resume_alike():
     ranks = []
     for r in range(2):
         order = PromptOrder(10, 4, seed=3)
-        order.rank, order.world = r, 2
+        order.shard(r, 2)
         ranks.append(list(order))
     for b, r0, r1 in zip(single, *ranks):
         assert sorted(r0 + r1) == sorted(b) and not set(r0) & set(r1)
     one = PromptOrder(10, 3, seed=0)  # batches of 3, 3, 3, 1: the last one's rank 1 reuses its prompt
-    one.rank, one.world = 1, 2
+    one.shard(1, 2)
     assert [len(b) for b in one] == [1, 1, 1, 1]
 
 

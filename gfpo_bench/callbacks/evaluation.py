@@ -170,18 +170,15 @@ class EvalCallback(L.Callback):
 
     def evaluate_task(self, trainer: L.Trainer, module, task: Task) -> EvalResult:
         """Greedy completions on `task`'s split, scored; a W&B table of the first rows."""
-        problems = task.problems(self.split)[: self.max_problems]
-        policy = ModelPolicy(
-            module.model,
-            module.tok,
-            task,
-            module.sampler.formatter,
-            self.max_new_tokens or module.sampler.gen.max_new_tokens,
-            self.batch_size,
+        data = trainer.datamodule
+        problems = (
+            data.eval_problems(task, self.split, self.max_problems)
+            if data is not None
+            else task.problems(self.split)[: self.max_problems]
         )
-        result = evaluate_policy(policy, task, problems, prefix="val")
+        result = evaluate_policy(self.policy(module, task), task, problems, prefix="val")
         if self.sampled_n:
-            result.metrics.update(self.sampled_metrics(module, policy, task, problems))
+            result.metrics.update(self.sampled_metrics(module, task, problems))
         wandb = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if wandb and self.table_rows:
             shown = result.records[: self.table_rows]
@@ -205,9 +202,22 @@ class EvalCallback(L.Callback):
                 )
         return result
 
-    def sampled_metrics(self, module, policy: ModelPolicy, task: Task, problems: list) -> dict[str, float]:
+    def policy(self, module, task: Task, sampled: bool = False) -> ModelPolicy:
+        """The module's model as a policy on `task`: greedy, or at the sampler's temperature / top_p."""
+        gen = module.sampler.gen
+        return ModelPolicy(
+            module.model,
+            module.tok,
+            task,
+            module.sampler.formatter,
+            self.max_new_tokens or gen.max_new_tokens,
+            self.batch_size,
+            **({"temperature": gen.temperature, "top_p": gen.top_p} if sampled else {}),
+        )
+
+    def sampled_metrics(self, module, task: Task, problems: list) -> dict[str, float]:
         """Accuracy (pass@1) over `sampled_n` samples per problem at the training temperature."""
-        policy.temperature, policy.top_p = module.sampler.gen.temperature, module.sampler.gen.top_p
+        policy = self.policy(module, task, sampled=True)
         cuda = [module.device.index or 0] if module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.sample_seed)
