@@ -56,8 +56,8 @@ if not OmegaConf.has_resolver("run_id"):
     OmegaConf.register_new_resolver("run_id", _run_id)
 
 
-def _metric(summary: dict, name: str) -> float | None:
-    val = summary.get("metrics", {}).get(name)
+def _metric(metrics: dict, name: str) -> float | None:
+    val = metrics.get(name)
     return None if val is None else float(val)
 
 
@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> float | None:
     done = completed_summary(run_dir)
     if multirun and done is not None and cfg.resume == "auto":  # re-running a sweep finishes it
         log.info("job %s already completed: skipped (resume=never trains it again)", run_dir.name)
-        value = _metric(done, cfg.optimized_metric)
+        value = _metric(done.metrics, cfg.optimized_metric)
         return _failure_value() if value is None else value
     validated = False
     try:
@@ -84,7 +84,7 @@ def main(cfg: DictConfig) -> float | None:
         validated = True
         from gfpo_bench.train import run  # heavy (torch, lightning): only for a valid config
 
-        value = _metric(run(cfg), cfg.optimized_metric)
+        value = _metric(run(cfg).get("metrics", {}), cfg.optimized_metric)
         if value is None and multirun:
             log.error("job %s reports no optimized_metric=%s", run_dir.name, cfg.optimized_metric)
             return _failure_value()
@@ -130,21 +130,14 @@ def report_failure(
     rank = _global_rank() if validated or multirun else 0
     if (validated or multirun) and rank == 0:
         try:
-            from gfpo_bench.train import write_summary
+            from gfpo_bench.summary import RunSummary
 
             run_dir.mkdir(parents=True, exist_ok=True)
             if completed_summary(run_dir) is None:  # never overwrite a finished run's results
-                write_summary(
-                    run_dir,
-                    cfg,
-                    status="failed",
-                    error=msg,
-                    metrics={},
-                    pair_stats={},
-                    tokens_generated=0,
-                    wall_time_s=time.time() - t0,
-                    steps=0,
+                summary = RunSummary.from_config(
+                    cfg, status="failed", error=msg, wall_time_s=time.time() - t0
                 )
+                summary.write(run_dir)
         except Exception as write_error:  # noqa: BLE001  (e.g. the disk that failed the run is still full)
             why = str(write_error).splitlines()[0] if str(write_error) else type(write_error).__name__
             line += f" (summary.json not written: {why})"

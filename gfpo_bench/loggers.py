@@ -7,6 +7,7 @@ uploads it later. Lightning is imported only when loggers are built, so the CLI 
 
 from __future__ import annotations
 
+import json
 import logging
 import netrc
 import os
@@ -44,8 +45,15 @@ def resolve_wandb_mode(mode: str) -> str:
     return mode
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path, name: str, group: str | None) -> list[Logger]:
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    """W&B (named `<method>-<run dir>`, grouped by sweep in a multirun) and CSV, as `cfg.logger` asks."""
+    from hydra.core.hydra_config import HydraConfig
+
     from gfpo_bench.csv_log import ResumableCSVLogger
+
+    hc = HydraConfig.get() if HydraConfig.initialized() else None
+    group = Path(hc.sweep.dir).name if hc is not None and getattr(hc.mode, "name", "") == "MULTIRUN" else None
+    name = f"{cfg.method}-{run_dir.name}"
 
     loggers: list[Logger] = []
     wb = cfg.logger.get("wandb")
@@ -101,6 +109,15 @@ def publish_summary(loggers: list[Logger], summary: RunSummary) -> None:
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             lg.experiment.summary.update(flat)
+
+
+def report_run(summary: RunSummary, run_dir: Path, loggers: list[Logger]) -> dict:
+    """The end of a finished run: summary.json, W&B's run summary, and the lines a user sees last."""
+    path = summary.write(run_dir)
+    publish_summary(loggers, summary)
+    finish_wandb()  # the next run in this process (a sweep job, a test) must not log into this one
+    print(summary.outcome(run_dir, path))
+    return json.loads(path.read_text())
 
 
 def finish_wandb(exit_code: int = 0) -> None:

@@ -19,8 +19,7 @@ from types import SimpleNamespace
 import pytest
 from conftest import SHARED_DATA, compose_cfg
 
-from gfpo_bench.callbacks import instantiate_callbacks
-from gfpo_bench.callbacks.evaluation import EvalCallback, pool_metrics, reward_components
+from gfpo_bench.callbacks.evaluation import pool_metrics, reward_components
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.cli import run_eval
 from gfpo_bench.eval.evaluate import evaluate_policy
@@ -95,14 +94,7 @@ def test_bad_eval_options_and_reference_in_training(tmp_path):
         match=r"Could not find 'task/nope'\n\nAvailable options in 'task':\n\tarith\n\tcode\n\tgsm8k",
     ):
         compose_cfg(["+task@callbacks.eval.extra_tasks.nope=nope"], tmp_path / "x")
-    cfg = compose_cfg(
-        ["+task@callbacks.eval.extra_tasks.code=code", "+task@callbacks.eval.extra_tasks.a=arith",
-         "callbacks.eval.extra_tasks.a.digits=2"],
-        tmp_path / "x",
-    )  # fmt: skip
-    (ev,) = [c for c in instantiate_callbacks(cfg.callbacks) if isinstance(c, EvalCallback)]
-    tasks = list(ev.extra_tasks.values())
-    assert [t.name for t in tasks] == ["code_synth", "arith"] and tasks[1].digits == 2
+    # composing and building extra tasks: tests/test_callbacks.py
 
 
 def test_pooled_metrics_and_reward_components():

@@ -15,12 +15,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from gfpo_bench.errors import ModelLoadError
 from gfpo_bench.models.loading import load_model_and_tokenizer
+from gfpo_bench.models.saving import save_final_model
 from gfpo_bench.models.sft import SFTConfig
 from gfpo_bench.models.tiny import ensure_tiny
 from gfpo_bench.models.tokenizer import CHARS, EOS, PAD, UNK, build_char_tokenizer
 from gfpo_bench.tasks.arith import ArithTask
 from gfpo_bench.tasks.format import MARKERS
-from gfpo_bench.train import run, save_final_model
+from gfpo_bench.train import run
 
 PRINTABLE = "".join(sorted(set(string.printable) - set("\r\x0b\x0c")))
 TEXTS = [

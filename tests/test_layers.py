@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [  # bottom -> top
             "gfpo_bench.csv_log",
             "gfpo_bench.checkpoint_io",
             "gfpo_bench.summary",
+            "gfpo_bench.building",
             "gfpo_bench.conf",
             "gfpo_bench",
         ],

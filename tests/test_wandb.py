@@ -52,7 +52,7 @@ def test_unreachable_wandb_falls_back_to_offline_with_a_warning(monkeypatch, tmp
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     cfg = compose_cfg(["logger=default", "logger.wandb.mode=online"], tmp_path / "run")
     with caplog.at_level("WARNING"):
-        loggers = build_loggers(cfg, tmp_path, "fallback-test", None)
+        loggers = build_loggers(cfg, tmp_path)
     wb = [lg for lg in loggers if isinstance(lg, WandbLogger)]
     assert len(wb) == 1 and "W&B is unreachable" in caplog.text and "offline" in caplog.text
     wb[0].log_metrics({"train/loss": 1.0}, step=0)  # the run goes on, logging offline

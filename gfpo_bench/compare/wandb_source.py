@@ -16,7 +16,6 @@ method  <- summary/config "method", else config "pairing" (a name, or a dict wit
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -25,7 +24,9 @@ from typing import Any
 
 import pandas as pd
 
-from .collect import COMPLETED, METRICS_CSV, SUMMARY_NAME, CompareInputError, collect_runs
+from gfpo_bench.summary import RunSummary
+
+from .collect import COMPLETED, METRICS_CSV, CompareInputError, collect_runs
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ def _scalar(value: Any) -> float | None:
     return float(value)
 
 
-def wandb_run_to_summary(run: Any) -> dict[str, Any]:
-    """The summary.json content for one W&B run (see the module docstring for the mapping)."""
+def wandb_run_to_summary(run: Any) -> RunSummary:
+    """The summary.json of one W&B run (see the module docstring for the mapping); the mirror's
+    directory is named by the W&B run id."""
     config = dict(run.config or {})
     raw = getattr(run, "summary_metrics", None)  # plain dict in recent wandb; HTTPSummary otherwise
     raw = raw if isinstance(raw, Mapping) else (run.summary or {})
@@ -74,21 +76,20 @@ def wandb_run_to_summary(run: Any) -> dict[str, Any]:
         for k, v in summary.items()
         if "/" in k and not k.startswith(("_", "pair_stats/")) and _scalar(v) is not None
     }
-    return {
-        "method": method,
-        "seed": config.get("seed"),
-        "task": _name(summary.get("task")) or _name(config.get("task")),
-        "status": COMPLETED if state == "finished" else state,
-        "error": None if state == "finished" else f"W&B run state: {state}",
-        "metrics": metrics,
-        "pair_stats": {k: _scalar(v) for k, v in dict(pair_stats).items()},
-        "tokens_generated": _scalar(summary.get("tokens_generated", summary.get("train/tokens_generated"))),
-        "wall_time_s": _scalar(summary.get("wall_time_s", summary.get("_runtime"))),
-        "steps": _scalar(summary.get("steps", summary.get("_step"))),
-        "overrides": summary.get("overrides") or config.get("overrides") or [],
-        "config": config,
-        "wandb": {"id": run.id, "name": getattr(run, "name", None), "url": getattr(run, "url", None)},
-    }
+    return RunSummary(
+        method=method,
+        seed=config.get("seed"),
+        task=_name(summary.get("task")) or _name(config.get("task")),
+        status=COMPLETED if state == "finished" else state,
+        error=None if state == "finished" else f"W&B run state: {state}",
+        metrics=metrics,
+        pair_stats={k: _scalar(v) for k, v in dict(pair_stats).items()},
+        tokens_generated=_scalar(summary.get("tokens_generated", summary.get("train/tokens_generated"))),
+        wall_time_s=_scalar(summary.get("wall_time_s", summary.get("_runtime"))),
+        steps=_scalar(summary.get("steps", summary.get("_step"))),
+        overrides=summary.get("overrides") or config.get("overrides") or [],
+        config=config,
+    )
 
 
 def _history(run: Any) -> pd.DataFrame | None:
@@ -126,8 +127,7 @@ def mirror_wandb_project(project: str, cache_dir: str | Path, api: Any = None) -
         run_dir = cache / str(run.id)
         run_dirs.append(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        summary = wandb_run_to_summary(run)
-        (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2, default=str))
+        wandb_run_to_summary(run).write(run_dir)
         hist = _history(run)
         if hist is not None:
             hist.to_csv(run_dir / METRICS_CSV, index=False)

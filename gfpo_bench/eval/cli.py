@@ -79,6 +79,7 @@ def build_policy(cfg: DictConfig, task: Task, problems: list):
         return RepeatedPolicy(REFERENCE_POLICIES.get(kind)(cfg.model))
 
     from gfpo_bench.models.factory import build_model, max_context
+    from gfpo_bench.models.prompting import encode_prompt
     from gfpo_bench.policies.model import ModelPolicy
     from gfpo_bench.warmstart import load_init_weights
 
@@ -90,9 +91,7 @@ def build_policy(cfg: DictConfig, task: Task, problems: list):
     model, tok, formatter = build_model(model_cfg, task, task_key)
     if cfg.checkpoint and saved is None:
         load_init_weights(model, cfg.checkpoint)
-    longest = max(
-        len(tok(formatter(tok, task.prompt(p)), add_special_tokens=False)["input_ids"]) for p in problems
-    )
+    longest = max(len(encode_prompt(tok, formatter, task, p)) for p in problems)
     room = max_context(model) - longest
     if room <= 0:
         raise ConfigError(

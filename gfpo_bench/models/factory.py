@@ -75,6 +75,9 @@ def adapt(model, cfg: DictConfig):
 
 
 def build_model(cfg: DictConfig, task: Task, task_key: str = ""):
+    """(model, tokenizer, formatter) of `cfg.kind`; first sets torch's thread count if `cfg.threads`."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))  # tiny models: one thread beats contention
     return MODEL_BUILDERS.get(cfg.kind)(cfg, task, task_key)
 
 
