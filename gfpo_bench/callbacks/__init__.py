@@ -70,11 +70,11 @@ class ReportsToSummary(Protocol):
 
 def instantiate_callbacks(cfg: Mapping | None) -> list:
     """Every entry of `cfg` (the `callbacks` config) with a `_target_`, instantiated, in config order.
-    A constructor's ValueError/ConfigError (bad input) is raised as itself, not wrapped by Hydra, so
+    A constructor's own error (bad input) is raised as itself, not wrapped by Hydra (building.py), so
     the CLI reports it as one `error:` line."""
-    import hydra
-    from hydra.errors import InstantiationException
     from lightning.pytorch.callbacks import Callback
+
+    from gfpo_bench.building import build
 
     callbacks: list[Callback] = []
     if not cfg:
@@ -84,12 +84,7 @@ def instantiate_callbacks(cfg: Mapping | None) -> list:
     for name, conf in cfg.items():
         if not isinstance(conf, Mapping) or "_target_" not in conf:
             continue
-        try:
-            cb = hydra.utils.instantiate(conf)
-        except InstantiationException as e:
-            if isinstance(e.__cause__, ValueError):
-                raise e.__cause__ from None
-            raise
+        cb = build(conf)
         if not isinstance(cb, Callback):
             raise ConfigError(f"callbacks.{name}: {conf['_target_']} is not a Lightning Callback")
         callbacks.append(cb)
