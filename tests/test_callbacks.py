@@ -205,3 +205,31 @@ def test_the_cli_reports_the_old_extra_tasks_syntax_in_one_line(tmp_path):
         "Hydra now, one override per task: +task@callbacks.eval.extra_tasks.code=code"
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_sampled_accuracy_samples_even_with_one_sample_per_problem():
+    """callbacks.eval.sampled_n=1 must sample at the sampler's temperature, not decode greedily."""
+    from types import SimpleNamespace
+
+    from gfpo_bench.models.prompting import PromptFormatter
+    from gfpo_bench.models.tiny import build_tiny_model
+    from gfpo_bench.models.tokenizer import build_char_tokenizer
+
+    tok = build_char_tokenizer()
+    torch.manual_seed(0)
+    model = build_tiny_model(len(tok), 32, 1, 2, 256, 0)  # random weights: spread-out next tokens
+    gen = SimpleNamespace(temperature=1.0, top_p=1.0, max_new_tokens=12)
+    module = SimpleNamespace(
+        model=model, tok=tok, sampler=SimpleNamespace(formatter=PromptFormatter(), gen=gen)
+    )
+    problems = TASK.problems("val")[:4]
+    ev = EvalCallback(sampled_n=1)
+    outs = {}
+    for sampled in (False, True):
+        policy = ev.policy(module, TASK, sampled=sampled)
+        outs[sampled] = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            outs[sampled].append(policy.complete(problems))
+    assert outs[False][0] == outs[False][1]  # greedy: the same whatever the seed
+    assert outs[True][0] != outs[True][1]  # sampled: the seed matters

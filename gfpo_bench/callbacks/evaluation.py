@@ -212,7 +212,7 @@ class EvalCallback(L.Callback):
             module.sampler.formatter,
             self.max_new_tokens or gen.max_new_tokens,
             self.batch_size,
-            **({"temperature": gen.temperature, "top_p": gen.top_p} if sampled else {}),
+            **({"temperature": gen.temperature, "top_p": gen.top_p, "greedy": False} if sampled else {}),
         )
 
     def sampled_metrics(self, module, task: Task, problems: list) -> dict[str, float]:

@@ -21,8 +21,10 @@ class ModelPolicy:
         batch_size: int = 64,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        greedy: bool | None = None,  # None: greedy for one completion per problem, sampled for more
     ) -> None:
         self.model, self.tok, self.task = model, tokenizer, task
+        self.greedy = greedy
         self.formatter = formatter or PromptFormatter()
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.temperature, self.top_p = temperature, top_p
@@ -30,7 +32,7 @@ class ModelPolicy:
     @torch.no_grad()
     def complete(self, problems: list[Problem], n: int = 1, greedy: bool | None = None) -> list[str]:
         """n completions per problem (problem-major order); greedy by default when n == 1."""
-        greedy = (n == 1) if greedy is None else greedy
+        greedy = greedy if greedy is not None else self.greedy if self.greedy is not None else n == 1
         was_training = self.model.training
         self.model.eval()
         out: list[str] = []
