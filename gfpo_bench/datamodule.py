@@ -97,12 +97,14 @@ class PromptDataModule(L.LightningDataModule):
         self.task = task
         self.train_pool: list[Problem] = task.problems("train")  # also DAPO's refill source (module.py)
         self.order = PromptOrder(len(self.train_pool), prompts_per_step, seed)
-        self._eval: dict[tuple[str, str, int | None], list[Problem]] = {}  # (task, split, limit) -> problems
+        self._eval: dict[
+            tuple[int, str, int | None], list[Problem]
+        ] = {}  # (id(task), split, limit) -> problems
 
     def eval_problems(self, task: Task | None, split: str, limit: int | None) -> list[Problem]:
         """The first `limit` problems of `task`'s split (default task: the training one)."""
         task = task or self.task
-        key = (task.name, split, limit)
+        key = (id(task), split, limit)  # two configs of one task (e.g. arith twice) are two tasks
         if key not in self._eval:
             self._eval[key] = task.problems(split)[:limit]
         return self._eval[key]

@@ -24,6 +24,7 @@ class Stage:
     name: str
     start_step: int = 0  # first optimizer step of this stage
     start_tokens_frac: float | None = None  # or: first step once this fraction of max_tokens is used
+    key: str | None = None  # its key in the schedule config (e.g. "second"), for error messages
 
 
 class PairingSchedule:
@@ -38,7 +39,8 @@ class PairingSchedule:
             frac = st.start_tokens_frac
             if frac is not None and (max_tokens is None or not 0 < frac <= 1):
                 raise ConfigError(
-                    f"schedule.{st.name}: start_tokens_frac={frac} needs budget.max_tokens and a value in (0, 1]"
+                    f"schedule.{st.key or st.name}.start_tokens_frac={frac} needs budget.max_tokens and a "
+                    "value in (0, 1]"
                 )
         self.stages = stages
         self.current = 0
@@ -60,8 +62,8 @@ class PairingSchedule:
                 f"schedule.stage_order names {missing[0]!r}, which the schedule does not define"
             )
         built = [
-            Stage(st["pairing"], st["pairing"].name, st.get("start_step", 0), st.get("start_tokens_frac"))
-            for st in (stages[k] for k in stage_order)
+            Stage(st["pairing"], st["pairing"].name, st.get("start_step", 0), st.get("start_tokens_frac"), k)
+            for k, st in ((k, stages[k]) for k in stage_order)
         ]
         return cls(built, max_tokens)
 

@@ -24,7 +24,7 @@ from gfpo_bench.checkpoint_io import AtomicCheckpointIO
 from gfpo_bench.errors import Preempted
 from gfpo_bench.loggers import build_loggers, finish_wandb, report_run
 from gfpo_bench.models.factory import build_model, max_context
-from gfpo_bench.models.saving import check_push_to_hub, save_final_model
+from gfpo_bench.models.saving import save_final_model
 from gfpo_bench.schedule import build_schedule
 from gfpo_bench.sft_stage import run_sft
 from gfpo_bench.summary import COMPLETED, RunSummary
@@ -38,7 +38,6 @@ def run(cfg: DictConfig) -> dict:
     validate(cfg)  # the CLI has done it already; for callers that skip the CLI (tests, scripts)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.set_float32_matmul_precision("high")
-    check_push_to_hub(cfg.model.get("push_to_hub"))  # offline or no token: fail now, not after training
     task = build(cfg.task)
     task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)  # warm-start key
     model, tok, formatter = build_model(cfg.model, task, task_key)
@@ -50,7 +49,9 @@ def run(cfg: DictConfig) -> dict:
     fit(trainer, module, data, resume_checkpoint(run_dir, cfg.resume), run_dir)
     if not trainer.is_global_zero:  # DDP: global rank 0 writes the results
         return {}
-    final_dir = save_final_model(module.model, tok, run_dir, cfg.model.merge_lora, cfg.model.push_to_hub)
+    final_dir = save_final_model(
+        module.model, tok, run_dir, cfg.model.get("merge_lora"), cfg.model.get("push_to_hub")
+    )
     summary = RunSummary.from_config(
         cfg, status=COMPLETED, task=task.name, wall_time_s=time.time() - t0, steps=trainer.global_step,
         final_model=str(final_dir), checkpoint=str(run_dir / "checkpoints" / "last.ckpt"),

@@ -255,6 +255,14 @@ def _check_paths(cfg: DictConfig) -> None:
         check_init_source(cfg.init_from, _expected_arch(cfg))
 
 
+def _check_push_to_hub(cfg: DictConfig) -> None:
+    """model.push_to_hub while offline or without a token: fail now, not after training."""
+    if cfg.model.get("push_to_hub"):
+        from gfpo_bench.models.saving import check_push_to_hub
+
+        check_push_to_hub(cfg.model.push_to_hub)
+
+
 def _check_resume(cfg: DictConfig, run_dir: Path | None) -> None:
     """The checkpoint an interrupted run would resume from can be read."""
     from gfpo_bench.warmstart import check_checkpoint_file, completed_summary
@@ -297,5 +305,6 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
             raise ConfigError(problem)
     _check_paths(cfg)
     _check_hardware(cfg)
+    _check_push_to_hub(cfg)
     _dry_build(cfg)
     _check_resume(cfg, run_dir)

@@ -145,14 +145,14 @@ def run_gfpo_bench(overrides: list[str], steps: int, warmup: int) -> list[dict]:
 
     timer = PhaseTimer()
     clock = instrument(timer)
-    build_trainer = train.hydra.utils.instantiate
+    build = train.build  # what train.instantiate_run builds every box with
 
-    def with_clock(cfg, *a, **kw):  # add the step clock to the Trainer's callbacks
+    def with_clock(node, *a, **kw):  # add the step clock to the Trainer's callbacks
         if "callbacks" in kw:
             kw["callbacks"] = [*kw["callbacks"], clock]
-        return build_trainer(cfg, *a, **kw)
+        return build(node, *a, **kw)
 
-    train.hydra.utils.instantiate = with_clock
+    train.build = with_clock
     with tempfile.TemporaryDirectory() as d:
         GlobalHydra.instance().clear()
         with initialize_config_module(config_module="gfpo_bench.conf", version_base="1.3"):

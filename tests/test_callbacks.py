@@ -233,3 +233,19 @@ def test_sampled_accuracy_samples_even_with_one_sample_per_problem():
             outs[sampled].append(policy.complete(problems))
     assert outs[False][0] == outs[False][1]  # greedy: the same whatever the seed
     assert outs[True][0] != outs[True][1]  # sampled: the seed matters
+
+
+def test_checkpoints_from_before_the_callbacks_kept_their_results_still_resume():
+    """Older checkpoints: EvalCallback state without latest_metrics, the pair history on the module."""
+    history = [
+        {"step": 0, "val/math/accuracy": 0.6, "val/arith/format": 1.0},
+        {"step": 2, "val/math/accuracy": 0.7},
+    ]
+    pairs = [{"train/pairs": 4.0}, {"train/pairs": 6.0}]
+    ev, rec = EvalCallback(), PairStatsRecorder()
+    ev.load_state_dict({"history": history, "last_step": 2})
+    rec.on_load_checkpoint(None, None, {"gfpo_state": {"pair_history": pairs, "final_metrics": {}}})
+    assert ev.latest_metrics == {"val/math/accuracy": 0.7, "val/arith/format": 1.0}  # what final_metrics was
+    assert rec.history == pairs and rec.summary_fields()["pair_stats"] == {"pairs_per_step": 5.0}
+    rec.load_state_dict({"history": pairs[:1]})  # a new checkpoint's own state wins
+    assert rec.history == pairs[:1]

@@ -238,7 +238,9 @@ class EvalCallback(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.history, self.last_step = [dict(h) for h in state["history"]], state["last_step"]
-        self.latest_metrics = dict(state["latest_metrics"])
+        # older checkpoints (before the callbacks owned their results) hold no latest metrics: merge them
+        merged = {k: v for h in self.history for k, v in h.items() if k != "step"}
+        self.latest_metrics = dict(state.get("latest_metrics", merged))
 
     def on_train_start(self, trainer, module) -> None:
         if self.at_start and trainer.global_step == 0:

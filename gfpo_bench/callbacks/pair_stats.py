@@ -34,3 +34,8 @@ class PairStatsRecorder(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.history = [dict(h) for h in state["history"]]
+
+    def on_load_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        # Older checkpoints kept this history on the module (gfpo_state["pair_history"]); Lightning calls
+        # this before load_state_dict, which replaces it when the checkpoint has this callback's state.
+        self.history = [dict(h) for h in checkpoint.get("gfpo_state", {}).get("pair_history", [])]
