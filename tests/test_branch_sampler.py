@@ -8,7 +8,7 @@ import random
 import hydra
 import pytest
 import torch
-from conftest import compose_cfg
+from helpers import compose_cfg
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 

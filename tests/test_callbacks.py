@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, compose_cfg
+from helpers import FAST, TASK, comp, compose_cfg, problem, rollouts
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from omegaconf import OmegaConf
 
@@ -23,7 +23,6 @@ from gfpo_bench.csv_log import CSVResume
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.tasks.arith import ArithTask
 from gfpo_bench.tasks.code_synth import CodeSynthTask
-from tests.helpers import TASK, comp, problem, rollouts
 
 YAML = Path(__file__).resolve().parents[1] / "conf" / "callbacks" / "default.yaml"
 
@@ -196,7 +195,7 @@ def test_reward_components_of_evaluated_samples_are_the_rewards_of_training():
 
 
 def test_the_cli_reports_the_old_extra_tasks_syntax_in_one_line(tmp_path):
-    from tests.test_cli_errors import gfpo_bench
+    from helpers import gfpo_bench
 
     proc = gfpo_bench(tmp_path, "callbacks.eval.extra_tasks=[code]")
     assert proc.returncode == 2, proc.stderr[-2000:]

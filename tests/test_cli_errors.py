@@ -10,29 +10,15 @@ task knobs, data files, model paths, checkpoints / init_from, and hardware.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import compose_cfg, gfpo_bench
 
 from gfpo_bench.validation import validate
-from tests.conftest import compose_cfg
 
-BASE = ["logger=csv", "trainer.max_steps=1", "callbacks.eval.max_problems=4"]
 CONF = Path(__file__).resolve().parents[1] / "gfpo_bench" / "conf"
-
-
-def gfpo_bench(tmp_path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gfpo_bench.cli", *BASE, f"hydra.run.dir={tmp_path}/run", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HYDRA_FULL_ERROR": "0", "GFPO_BENCH_DEBUG": "", **(env or {})},
-    )
 
 
 # ---- files the file cases point at (each builder gets a fresh tmp dir, returns the overrides) ----

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import FAST, SHARED_DATA, compose_cfg
+from helpers import FAST, SHARED_DATA, compose_cfg
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import SHARED_DATA, compose_cfg
+from helpers import SHARED_DATA, compose_cfg
 
 from gfpo_bench.callbacks.evaluation import pool_metrics, reward_components
 from gfpo_bench.errors import ConfigError

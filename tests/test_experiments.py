@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import compose_cfg
 
 from gfpo_bench.train import run
-from tests.conftest import compose_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "gfpo_bench" / "conf" / "experiment").glob("*.yaml"))

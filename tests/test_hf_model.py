@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from conftest import compose_cfg
+from helpers import compose_cfg
 from hf_fixture import GSM8K, SCRIPTS
 from safetensors.torch import load_file
 from transformers import AutoTokenizer

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import compose_cfg
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
@@ -15,7 +16,6 @@ from gfpo_bench.errors import ConfigError
 from gfpo_bench.models.logprobs import token_logprobs
 from gfpo_bench.module import PairwiseRLModule
 from gfpo_bench.train import run
-from tests.conftest import compose_cfg
 
 LORA = [
     "logger=csv",

@@ -6,11 +6,11 @@ import math
 import random
 
 import torch
+from helpers import comp, problem, rollouts
 
 from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.pairing import build_pairing
 from gfpo_bench.types import Pairs
-from tests.helpers import comp, problem, rollouts
 
 
 def _pairs(better, worse, diverge, sft=()):
@@ -67,10 +67,11 @@ def test_shared_prefix_gets_zero_gradient_through_the_real_pipeline():
 
 def test_each_unique_sequence_is_scored_once_per_step(monkeypatch):
     """module.pair_loss runs one policy forward over the unique sequences, however many pairs."""
+    from helpers import TOK
+
     from gfpo_bench.models.tiny import build_tiny_model
     from gfpo_bench.module import PairwiseRLModule
     from gfpo_bench.schedule import PairingSchedule
-    from tests.helpers import TOK
 
     p = problem([3, 4, 2], ["+", "-"])
     texts = [comp("3+4=7", "7-2=5", answer="5"), comp("3+4=7", "7-2=6", answer="6"), "<answer>1</answer>"]

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import compose_cfg
 from safetensors.torch import load_file
 
 from gfpo_bench.compare import main as compare_main
@@ -26,7 +27,6 @@ from gfpo_bench.errors import ConfigError
 from gfpo_bench.module import PairwiseRLModule
 from gfpo_bench.schedule import build_schedule
 from gfpo_bench.train import run
-from tests.conftest import compose_cfg
 
 ACC = "val/math/accuracy"
 TINY = ["trainer.max_steps=2", "prompts_per_step=2", "sampler.k=4", "callbacks.eval.max_problems=8"]

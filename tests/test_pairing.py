@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from helpers import TASK, comp, problem, rollouts
 
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.pairing import PAIRINGS, build_pairing
 from gfpo_bench.registry import Registry
-from tests.helpers import TASK, comp, problem, rollouts
 
 P = problem([3, 4, 2], ["+", "-"])  # 3+4=7, 7-2=5
 RIGHT = comp("3+4=7", "7-2=5", answer="5")  # R = 1 + 0.5*1 + 0.2 = 1.7
@@ -141,9 +141,8 @@ def test_every_pairing_config_builds_its_strategy_with_the_code_defaults(name):
     import inspect
 
     import hydra
+    from helpers import compose_cfg
     from omegaconf import OmegaConf
-
-    from tests.conftest import compose_cfg
 
     cfg = compose_cfg([f"pairing={name}"]).pairing
     strategy = hydra.utils.instantiate(cfg)

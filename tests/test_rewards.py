@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from helpers import TASK, comp, problem, rollouts
 
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.tasks.format import parse_completion
-from tests.helpers import TASK, comp, problem, rollouts
 
 P = problem([3, 4, 2], ["+", "-"])
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg
+from helpers import compose_cfg
 
 from gfpo_bench.compare.collect import collect_runs, summary_to_row
 from gfpo_bench.summary import Budget, RunSummary, summarise_pairs, warm_start_metrics

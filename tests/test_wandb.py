@@ -31,10 +31,10 @@ def test_a_run_logs_to_an_offline_wandb_run(run_cfg, monkeypatch, tmp_path):
 
 def test_unreachable_wandb_falls_back_to_offline_with_a_warning(monkeypatch, tmp_path, caplog):
     import wandb
+    from helpers import compose_cfg
     from lightning.pytorch.loggers import WandbLogger
 
     from gfpo_bench.loggers import build_loggers, finish_wandb
-    from tests.conftest import compose_cfg
 
     real_init, attempts = wandb.init, []
 
