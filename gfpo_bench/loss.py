@@ -1,4 +1,4 @@
-"""The shared pairwise loss, identical for every pairing strategy (DESIGN.md).
+"""The shared pairwise loss, identical for every pairing strategy (docs/design.md).
 
     L = -E_(x+, x-)[ log sigma( A(x+) - A(x-) ) ]
     A(x) = beta * sum_{t >= d} ( log pi_theta(x_t | x_<t) - log pi_ref(x_t | x_<t) )

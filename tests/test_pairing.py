@@ -1,4 +1,4 @@
-"""Each pairing strategy picks exactly the pairs DESIGN.md defines, on hand-built groups."""
+"""Each pairing strategy picks exactly the pairs docs/design.md defines, on hand-built groups."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reward components, each as DESIGN.md defines it."""
+"""Reward components, each as docs/design.md defines it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A step verifier for arithmetic: check every `a op b = c` written in one reasoning step.
 
-This is the rule-based process signal r_t in {-1, 0, +1} of DESIGN.md's `R_process`: +1 if every
+This is the rule-based process signal r_t in {-1, 0, +1} of docs/design.md's `R_process`: +1 if every
 equation found in the step is arithmetically right, -1 if any is wrong, 0 if none is checkable. It
 plays the role that GSM8K's calculator annotations `<<48/2=24>>` play in Cobbe et al. (2021): the
 arithmetic a step claims can be recomputed exactly. Unlike a learned process reward model

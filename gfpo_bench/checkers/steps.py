@@ -1,7 +1,7 @@
 """Step-level verdicts over a whole path: where the step verifier first marks it wrong.
 
 The scores are the per-step process signal r_t in {-1, 0, +1} (`checkers/equations.py` for
-arithmetic; DESIGN.md's `R_process`). GFPO's claim is that its pairs diverge at the worse path's
+arithmetic; docs/design.md's `R_process`). GFPO's claim is that its pairs diverge at the worse path's
 first wrong step: the branch sampler branches there and the pair analytics measure how often it holds.
 """
 

@@ -1,6 +1,6 @@
 """`gfpo`: paths that share a long prefix and split at one step, |r_i - r_j| > eps.
 
-The project's own strategy (DESIGN.md): the gradient of the pairwise loss lands on the step where
+The project's own strategy (docs/design.md): the gradient of the pairwise loss lands on the step where
 the two paths part. Unrelated to the GFPO paper of the same name (Shrivastava et al. 2025, which
 filters groups by length). Pairs are plentiful only with `sampler=branch`.
 """

@@ -1,4 +1,4 @@
-"""Process reward R_process, two ways (DESIGN.md), registered by name (`reward.process=...`).
+"""Process reward R_process, two ways (docs/design.md), registered by name (`reward.process=...`).
 
 - `verifier`: mean of per-step scores r_t in {-1, 0, +1} from the task's step verifier, (1/T)*sum r_t
   (0 for a path with no steps).

@@ -1,4 +1,4 @@
-"""The decomposed reward R = alpha*R_final + beta*R_process + gamma*R_format (DESIGN.md).
+"""The decomposed reward R = alpha*R_final + beta*R_process + gamma*R_format (docs/design.md).
 
 - R_final: 1 if the final answer is correct, else `wrong_final` (0, or -1 as a config switch).
 - R_process: see `process.py` (`verifier` or `majority`).

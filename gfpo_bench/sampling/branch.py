@@ -1,7 +1,7 @@
 """`sampler=branch`: sample root paths, cut each at a step boundary, resample the rest from the cut.
 
 Siblings share the prompt and the root's prefix token for token, so any two of them differ from one
-step on: the pairs `pairing=gfpo` looks for (DESIGN.md). Independent samples mostly share only a
+step on: the pairs `pairing=gfpo` looks for (docs/design.md). Independent samples mostly share only a
 short prefix (on arith, the copy of the first operands); scripts/bench_pairs.py measures both.
 
 A prompt's group is its `roots` root paths plus, for each root, the continuations sampled at its

@@ -8,7 +8,7 @@ A completion is a reasoning block of one step per line, then the final answer:
     </think>
     <answer>57</answer>
 
-`R_format` (DESIGN.md) is 1 when this shape holds: reasoning present, step by step, finished before
+`R_format` (docs/design.md) is 1 when this shape holds: reasoning present, step by step, finished before
 the answer. Code tasks put the program inside <answer> (optionally in a ```python fence).
 """
 
