@@ -41,6 +41,7 @@ def build_tiny(cfg: DictConfig, task: Task, task_key: str):
             seed=cfg.seed,
             sft=SFTConfig(**cfg.sft),
             task_key=task_key,
+            warm_start=cfg.get("warm_start", "shipped"),
         )
     model, tok = load_model_and_tokenizer(str(path), cfg.dtype)
     return adapt(model, cfg), tok, PromptFormatter(chat_template=False)

@@ -36,6 +36,7 @@ from gfpo_bench.models import prompting as prompting_module
 from gfpo_bench.models import sft as sft_module
 from gfpo_bench.models import tokenizer as tokenizer_module
 from gfpo_bench.models.sft import SFTConfig, supervised_finetune
+from gfpo_bench.models.shipped import shipped_warm_start
 from gfpo_bench.models.tokenizer import build_char_tokenizer
 from gfpo_bench.tasks import format as format_module
 from gfpo_bench.tasks.base import Task
@@ -71,17 +72,18 @@ def ensure_tiny(
     seed: int = 0,
     sft: SFTConfig | None = None,
     task_key: str = "",
+    warm_start: str = "shipped",
 ) -> Path:
-    """Path of a saved, SFT-warm-started tiny model for `task`; trained now if not cached."""
+    """Path of a saved, SFT-warm-started tiny model for `task`: the one shipped in the package when
+    these settings are its settings (and `warm_start="shipped"`), else a cached build, trained now
+    if not cached."""
     sft = sft or SFTConfig()
+    settings = warm_start_settings(hidden, layers, heads, max_len, seed, sft, task_key)
+    if warm_start == "shipped" and (shipped := shipped_warm_start(settings)) is not None:
+        log.info("tiny model: the shipped reference warm start %s", shipped)
+        return shipped
     spec = dict(
-        hidden=hidden,
-        layers=layers,
-        heads=heads,
-        max_len=max_len,
-        seed=seed,
-        sft=vars(sft),
-        task=task_key,
+        **settings,
         code=code_fingerprint(task),
         torch=torch.__version__,
         transformers=transformers.__version__,  # the Qwen2 init and the tokenizer class come from it
@@ -97,6 +99,15 @@ def ensure_tiny(
             log.info("tiny model: using the warm start another process just built: %s", out)
             return out
         return _build(task, out, spec, hidden, layers, heads, max_len, seed, sft)
+
+
+def warm_start_settings(
+    hidden: int, layers: int, heads: int, max_len: int, seed: int, sft: SFTConfig, task_key: str
+) -> dict:
+    """The config that selects a warm start (the shipped one is built with one such dict)."""
+    return dict(
+        hidden=hidden, layers=layers, heads=heads, max_len=max_len, seed=seed, sft=vars(sft), task=task_key
+    )
 
 
 def code_fingerprint(task: Task) -> str:
