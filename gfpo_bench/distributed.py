@@ -44,7 +44,8 @@ def reduce_metrics(entries: list[tuple[dict[str, float], float]]) -> dict[str, f
             s[3] += 1
     out = {}
     for k, (ws, w, total, n) in sums.items():
-        out[k] = total if k in SUMMED else (ws / w if w > 0 else total / n)
+        # one entry (one process, or one rank logged it): its value as it is, not w*v/w rounded
+        out[k] = total if k in SUMMED or n == 1 else (ws / w if w > 0 else total / n)
     return out
 
 

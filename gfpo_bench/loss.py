@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gfpo_bench.config_schema import positive_lambda_needs_reference, require, require_rule
 from gfpo_bench.models.logprobs import completion_nll
 from gfpo_bench.types import Pairs
 
@@ -40,6 +41,16 @@ class LossOutput:
     nll: Tensor  # [] the SFT part (0 when unused)
     margin: Tensor  # [M] A(x+) - A(x-), detached
     accuracy: Tensor  # [] fraction of pairs with margin > 0
+
+    def metrics(self) -> dict[str, Tensor]:
+        """What a trained step logs about its loss."""
+        return {
+            "train/loss": self.loss.detach(),
+            "train/loss_pairwise": self.pairwise.detach(),
+            "train/nll": self.nll.detach(),
+            "train/pair_accuracy": self.accuracy,
+            "train/margin": self.margin.mean() if self.margin.numel() else self.accuracy * 0,
+        }
 
 
 def divergence_mask(completion_mask: Tensor, index: Tensor, diverge: Tensor) -> Tensor:
@@ -55,17 +66,10 @@ class PairwiseLoss:
     def __init__(
         self, beta: float = 0.1, form: str = "sum", use_reference: bool = True, positive_lambda: float = 50.0
     ) -> None:
-        if not beta > 0:
-            raise ValueError(f"loss.beta must be > 0 (at 0 the loss is a constant), got {beta}")
-        if form not in ("sum", "mean"):
-            raise ValueError(f"loss.form must be 'sum' or 'mean', got {form!r}")
-        if positive_lambda < 0:
-            raise ValueError(f"loss.positive_lambda must be >= 0, got {positive_lambda}")
-        if positive_lambda > 0 and not use_reference:
-            raise ValueError(
-                "loss.positive_lambda > 0 needs loss.use_reference=true (the penalty keeps the better "
-                "path above the reference); set loss.positive_lambda=0 to train without a reference"
-            )
+        require("loss.beta", beta)  # the ranges and the rule across keys: config_schema.py
+        require("loss.form", form)
+        require("loss.positive_lambda", positive_lambda)
+        require_rule(positive_lambda_needs_reference, positive_lambda, use_reference)
         self.beta, self.form, self.positive_lambda = beta, form, positive_lambda
         self.use_reference = use_reference
 

@@ -1,31 +1,35 @@
 """The LightningModule: wires the boxes of the one loop together and nothing else.
 
-    training_step:  sample -> reward -> filter_groups (DAPO) -> pairs -> pair_loss -> finish_step
+    training_step:  sample -> reward -> dynamic sampling (DAPO) -> signal -> signal_loss -> finish_step
 
-Each unique sequence is scored by one forward pass per step (the policy, and the frozen reference
-when `loss.use_reference`), never once per pair. The reference is a frozen copy of the starting
-model, or, for a LoRA (peft) model, the same model with its adapters disabled (no second copy; its
-checkpoints then hold the adapters only). A batch with no pairs, or a non-finite loss, skips
-the optimizer step; both are counted and logged and the run goes on.
+The stage's method (a pairing strategy, or GRPO: grpo.py) turns the batch into a training signal:
+pairs, read by the shared pairwise loss (loss.py), or group-relative advantages, read by GRPO's
+own policy-gradient loss. Each unique sequence the signal uses is scored by one forward pass per
+step (the policy, and the frozen reference when the method needs one), never once per pair. The
+reference is a frozen copy of the starting model, or, for a LoRA (peft) model, the same model with
+its adapters disabled (no second copy; its checkpoints then hold the adapters only). A batch with
+no signal (no pairs; all advantages zero), or a non-finite loss, skips the optimizer step; both are
+counted and logged and the run goes on.
+
+The step's bookkeeping (tokens, skips, logged metrics) is the StepLedger's (ledger.py), on one
+process and under DDP alike: `finish_step` closes it once per step and logs what it returns.
 
 Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's,
-reward's and schedule's `state_dict`s, the global RNGs sampling draws from) and the counters; the
-callbacks and the datamodule put their own state there too. A resumed run goes on as if never stopped.
+reward's and schedule's `state_dict`s, the global RNGs sampling draws from) and the ledger's
+counters; the callbacks and the datamodule put their own state there too. A resumed run goes on as
+if never stopped.
 
 Distributed (DDP; FSDP takes the same path): each rank samples and scores its own share of the
-step's prompts (datamodule.py) and computes its own loss; DDP averages the gradients. Once per step
-the ranks agree (`finish_step`, `sync_step`): the generated tokens are summed, so `tokens_generated`, the token
-budget and the schedule are global and the same on every rank (the stop decision must be); the
-step's logged metrics are gathered and reduced (counts summed, rates averaged over the ranks that
-report them, weighted by prompts, or by pairs for pair statistics), so every rank logs the global
-number; skipped batches are summed. Lightning cannot skip a step under DDP (every rank must join
-the gradient all-reduce): a rank with no pairs or a non-finite loss returns a zero loss that still
-touches every trainable parameter (its gradient is 0, averaged in), and the skip is counted. So
-under DDP a step where every rank skips still steps the optimizer with a zero gradient (Adam's
-moments decay); a single process skips the step as before, and its numbers are unchanged. Rank 0
-draws from the global RNGs as a single process would; ranks > 0 reseed theirs from (seed, rank).
-A resumed DDP run continues with the checkpoint's (rank 0's) state on every rank: it resumes, but
-not bit-exactly as the uninterrupted DDP run would.
+step's prompts (datamodule.py) and computes its own loss; DDP averages the gradients. The ledger's
+close is an all-gather: tokens are summed, so `tokens_generated`, the token budget and the schedule
+are global and the same on every rank (the stop decision must be); metrics are reduced (counts
+summed, rates averaged over the ranks that report them, weighted by prompts, or by pairs for pair
+statistics). Lightning cannot skip a step under DDP (every rank must join the gradient all-reduce):
+a rank with nothing to learn returns a zero loss that touches every trainable parameter, and the
+skip is counted; so under DDP a step where every rank skips still steps the optimizer with a zero
+gradient (Adam's moments decay), while a single process skips it. Rank 0 draws from the global RNGs
+as a single process would; ranks > 0 reseed theirs from (seed, rank). A resumed DDP run continues
+with the checkpoint's (rank 0's) state on every rank: it resumes, not bit-exactly.
 """
 
 from __future__ import annotations
@@ -38,47 +42,28 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from gfpo_bench.analytics import pair_metrics
+from gfpo_bench.config_schema import require
 from gfpo_bench.distributed import (
     PAIR_PREFIXES,
     PAIR_WEIGHTED,
     global_rng_state,
-    reduce_metrics,
     seed_rank,
     set_global_rng_state,
     weights_sha256,
 )
 from gfpo_bench.errors import ConfigError
-from gfpo_bench.loss import LossOutput, PairwiseLoss
+from gfpo_bench.ledger import StepLedger
+from gfpo_bench.loss import PairwiseLoss
 from gfpo_bench.models.logprobs import LOGITS_BUDGET, token_logprobs
 from gfpo_bench.models.lora import is_peft, reference_mode, trainable_keys
-from gfpo_bench.pairing.base import PairingStrategy
+from gfpo_bench.pairing.dapo import dynamic_sampling
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import Sampler
 from gfpo_bench.schedule import PairingSchedule
 from gfpo_bench.tasks.base import Task
-from gfpo_bench.types import (
-    Pairs,
-    Problem,
-    RewardOutput,
-    Rollouts,
-    concat_rewards,
-    concat_rollouts,
-    select_rewards,
-)
+from gfpo_bench.types import Problem, RewardOutput, Rollouts
 
 log = logging.getLogger(__name__)
-
-
-def loss_metrics(out: LossOutput) -> dict[str, Tensor]:
-    """What a trained step logs about its loss."""
-    return {
-        "train/loss": out.loss.detach(),
-        "train/loss_pairwise": out.pairwise.detach(),
-        "train/nll": out.nll.detach(),
-        "train/pair_accuracy": out.accuracy,
-        "train/margin": out.margin.mean() if out.margin.numel() else out.accuracy * 0,
-    }
 
 
 class PairwiseRLModule(L.LightningModule):
@@ -101,49 +86,44 @@ class PairwiseRLModule(L.LightningModule):
         logits_budget: int | None = LOGITS_BUDGET,  # float32 logits held at once (models/logprobs.py)
     ) -> None:
         super().__init__()
-        if dynamic_max_rounds < 0:
-            raise ValueError(f"module.dynamic_max_rounds must be >= 0, got {dynamic_max_rounds}")
+        require("module.dynamic_max_rounds", dynamic_max_rounds)
         self.init_optimizer_state = init_optimizer_state
         self.model, self.tok, self.task = model, tokenizer, task
         self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
         self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
         self.optimizer_factory = optimizer
-        self.use_reference, self.logits_budget = loss.use_reference, logits_budget
+        self.logits_budget = logits_budget
         self.lora = is_peft(model)
         self.strict_loading = not self.lora  # LoRA checkpoints hold the adapters only
         # A plain list keeps the frozen reference out of parameters(), the optimizer and checkpoints.
         self._ref: list[torch.nn.Module] = []
-        if self.use_reference and not self.lora:  # LoRA: the reference is the model with adapters off
+        if schedule.needs_reference(loss) and not self.lora:  # LoRA: the reference is adapters off
             ref = copy.deepcopy(model).eval()
             ref.requires_grad_(False)
             self._ref.append(ref)
         self.dynamic_max_rounds, self.max_tokens = dynamic_max_rounds, max_tokens
         self.rng = random.Random(seed)  # pairing tie-breaks and DAPO's refill prompts
         self.seed = seed
-        # counters that survive checkpoint/resume (see on_save_checkpoint)
-        self.tokens_generated = 0
-        self.skipped_batches = 0
-        self.nonfinite_steps = 0
-        self.rank_tokens_generated = 0  # this rank's own generated tokens (DDP report, not checkpointed)
-        self._step_tokens = 0  # DDP: this rank's tokens of the current step, summed in finish_step
-        self._pending_logs: list[tuple[dict[str, float], float]] = []  # DDP: this step's (metrics, weight)
-        self._skips = {"skipped": 0, "nonfinite": 0}  # DDP: this rank's skips this step
+        self.ledger = StepLedger()  # tokens, skips and the step's metrics (checkpointed counters)
         self.ddp_report: dict | None = None  # DDP: per-rank tokens and weight hashes (summary.json)
         self._pending_rng: dict | None = None  # global RNG states of a checkpoint, set at train start
         # the batch just trained on, for the pair tables (callbacks/pair_table.py)
-        self.last_pairs: tuple[Rollouts, RewardOutput, Pairs, LossOutput | None] | None = None
+        self.last_pairs: tuple | None = None
+
+    @property
+    def tokens_generated(self) -> int:
+        return self.ledger.tokens_generated
 
     # --- the loop -------------------------------------------------------------------------------
     def training_step(self, problems: list[Problem], batch_idx: int) -> Tensor | None:
-        stage, strategy = self.schedule.at(self.global_step, self.tokens_generated, self.max_tokens)
+        stage, method = self.schedule.at(self.global_step, self.tokens_generated, self.max_tokens)
         rollouts = self.sample(problems)
         rewards = self.reward(self.task, rollouts)
-        if strategy.dynamic_sampling:  # DAPO
-            rollouts, rewards = self.filter_groups(rollouts, rewards, strategy, want=len(problems))
-        pairs = strategy(rollouts, rewards, self.rng)
-        has_signal = pairs.m > 0 or pairs.sft_paths.numel() > 0
-        out = self.pair_loss(rollouts, pairs, strategy.sft_coef) if has_signal else None
-        return self.finish_step(rollouts, rewards, pairs, out, stage)
+        if method.dynamic_sampling:  # DAPO
+            rollouts, rewards = self.filter_groups(rollouts, rewards, method, want=len(problems))
+        signal = method(rollouts, rewards, self.rng)  # Pairs, or GRPO's GroupAdvantages
+        out = self.signal_loss(rollouts, signal, method) if signal.has_signal else None
+        return self.finish_step(rollouts, rewards, signal, method, out, stage)
 
     # --- boxes ----------------------------------------------------------------------------------
     def sample(self, problems: list[Problem]) -> Rollouts:
@@ -154,56 +134,26 @@ class PairwiseRLModule(L.LightningModule):
             rollouts = self.sampler.sample(self.model, self.task, problems)
         finally:
             self.model.train(was_training)
-        self.count_tokens(rollouts.generated_tokens)
+        self.ledger.count_tokens(rollouts.generated_tokens)
         return rollouts
 
-    def count_tokens(self, n: int) -> None:
-        self.rank_tokens_generated += n
-        if self.world > 1:
-            self._step_tokens += n  # summed over ranks in finish_step
-        else:
-            self.tokens_generated += n
+    def sample_and_reward(self, problems: list[Problem]) -> tuple[Rollouts, RewardOutput]:
+        return (rollouts := self.sample(problems)), self.reward(self.task, rollouts)
 
-    def filter_groups(
-        self, rollouts: Rollouts, rewards: RewardOutput, strategy: PairingStrategy, want: int
-    ) -> tuple[Rollouts, RewardOutput]:
-        """DAPO's dynamic sampling: drop the groups the strategy does not keep (no correctness
-        spread) and refill from fresh training prompts, at most `dynamic_max_rounds` extra rounds."""
-        pool = self.train_pool()
-        parts_r, parts_w = [], []
-        for round_ in range(self.dynamic_max_rounds + 1):
-            ok = rewards.correct.tolist()
-            keep = [
-                i
-                for idx in rollouts.group_indices()
-                if strategy.keep_group([ok[j] for j in idx])
-                for i in idx
-            ]
-            if keep:
-                parts_r.append(rollouts.select(keep))
-                parts_w.append(select_rewards(rewards, keep))
-            have = sum(len(p.problems) for p in parts_r)
-            if have >= want or round_ == self.dynamic_max_rounds or not pool:
-                break
-            rollouts = self.sample(self.rng.sample(pool, min(want - have, len(pool))))
-            rewards = self.reward(self.task, rollouts)
-        kept = float(sum(len(p.problems) for p in parts_r))
-        if self.world > 1:
-            self._pending_logs.append(({"train/dynamic_groups_kept": kept}, 1.0))
-        else:
-            self.log("train/dynamic_groups_kept", kept)
-        if not parts_r:  # nothing informative: an empty batch, skipped in finish_step
-            return rollouts.select([]), select_rewards(rewards, [])
-        return concat_rollouts(parts_r, self.tok.pad_token_id), concat_rewards(parts_w)
-
-    def train_pool(self) -> list[Problem]:
-        """Where dynamic sampling draws fresh prompts from: the datamodule's training problems."""
+    def filter_groups(self, rollouts: Rollouts, rewards: RewardOutput, strategy, want: int):
+        """DAPO's dynamic sampling (pairing/dapo.py), refilled from the datamodule's training pool."""
         data = self._trainer.datamodule if self._trainer is not None else None
-        return data.train_pool if data is not None else []
+        pool = data.train_pool if data is not None else []
+        rollouts, rewards, kept = dynamic_sampling(
+            rollouts, rewards, strategy, want, pool, self.sample_and_reward,
+            self.dynamic_max_rounds, self.rng, self.tok.pad_token_id,
+        )  # fmt: skip
+        self.ledger.record({"train/dynamic_groups_kept": kept})
+        return rollouts, rewards
 
-    def pair_loss(self, rollouts: Rollouts, pairs: Pairs, sft_coef: float) -> LossOutput:
-        """One forward pass over the unique sequences the pairs (and SFT term) use."""
-        used = torch.unique(torch.cat([pairs.better, pairs.worse, pairs.sft_paths]))  # [U]
+    def signal_loss(self, rollouts: Rollouts, signal, method):
+        """One forward pass over the unique sequences the signal uses, then the method's loss."""
+        used = signal.paths()  # [U]
         remap = torch.full((rollouts.n,), -1, dtype=torch.long)
         remap[used] = torch.arange(used.numel())
         width = int(rollouts.attention_mask[used].sum(-1).max())
@@ -211,52 +161,30 @@ class PairwiseRLModule(L.LightningModule):
         attn = rollouts.attention_mask[used, :width].to(self.device)  # [U, W]
         comp = rollouts.completion_mask[used, :width].to(self.device)  # [U, W]
         logp = token_logprobs(self.model, tokens, attn, self.logits_budget)  # [U, W]
-        ref = self.reference_logprobs(tokens, attn) if self.use_reference else None
-        local = Pairs(
-            remap[pairs.better].to(self.device),
-            remap[pairs.worse].to(self.device),
-            pairs.diverge.to(self.device),
-            pairs.diverge_step,
-            pairs.prefix_frac,
-            remap[pairs.sft_paths].to(self.device),
-        )
-        return self.loss_fn(logp, ref, comp, local, sft_coef)
+        ref = self.reference_logprobs(tokens, attn) if method.needs_reference(self.loss_fn) else None
+        local = signal.local(remap, self.device)
+        if method.objective is not None:  # GRPO: its own policy-gradient loss on the advantages
+            return method.objective(logp, ref, comp, local.advantages)
+        return self.loss_fn(logp, ref, comp, local, method.sft_coef)  # the shared pairwise loss
 
-    def finish_step(
-        self, rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, out: LossOutput | None, stage: int
-    ) -> Tensor | None:
-        """Log the step, and hand Lightning its loss, or None to skip the optimizer step when there
-        was nothing to learn from (no pairs) or the loss is not finite; skips are counted and the
-        run goes on. Under DDP every rank returns a loss (see the module docstring)."""
-        if self.world > 1:  # every rank adds the step's tokens of all ranks: the same count everywhere
-            self.tokens_generated += int(self.all_sum(float(self._step_tokens)))
-            self._step_tokens = 0
-        self.log_batch(rollouts, rewards, pairs, stage)
-        self.last_pairs = (rollouts, rewards, pairs, out)
+    def finish_step(self, rollouts, rewards, signal, method, out, stage: int) -> Tensor | None:
+        """Log the step once (the ledger's close), and hand Lightning its loss, or None to skip the
+        optimizer step when there was nothing to learn from or the loss is not finite; skips are
+        counted and the run goes on. Under DDP every rank returns a loss (see the module docstring)."""
+        self.record_batch(rollouts, rewards, signal, method, stage)
+        self.last_pairs = (rollouts, rewards, signal, out)
         skip = "skipped" if out is None else None if torch.isfinite(out.loss) else "nonfinite"
-        if self.world > 1:
+        if skip:
+            self.ledger.skip(skip)
             if skip == "nonfinite":
-                log.warning("non-finite loss at step %d on this rank: skipped", self.global_step)
-            if skip:
-                self._skips[skip] += 1
-                return self.sync_step(None)
+                log.warning("non-finite loss at step %d: skipped", self.global_step)
+        else:
+            self.ledger.record(out.metrics())
             self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
-            self._pending_logs.append(({k: float(v) for k, v in loss_metrics(out).items()}, 1.0))
-            return self.sync_step(out.loss)
-        if skip == "skipped":
-            self.skipped_batches += 1
-            self.log("train/skipped_batches", float(self.skipped_batches))
-            return None
-        if skip == "nonfinite":
-            self.nonfinite_steps += 1
-            log.warning(
-                "non-finite loss at step %d: skipped (%d so far)", self.global_step, self.nonfinite_steps
-            )
-            self.log("train/nonfinite_steps", float(self.nonfinite_steps))
-            return None
-        self.log("loss", out.loss.detach(), prog_bar=True, logger=False)
-        self.log_dict(loss_metrics(out), prog_bar=False)
-        return out.loss
+        self.log_dict(self.ledger.close(self.all_gather_step if self.world > 1 else None), batch_size=1)
+        if skip is None:
+            return out.loss
+        return self.zero_loss() if self.world > 1 else None
 
     @torch.no_grad()
     def reference_logprobs(self, tokens: Tensor, attn: Tensor) -> Tensor:
@@ -267,19 +195,18 @@ class PairwiseRLModule(L.LightningModule):
         return token_logprobs(self._ref[0], tokens, attn, self.logits_budget)
 
     # --- logging --------------------------------------------------------------------------------
-    def log_batch(self, rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, stage: int) -> None:
+    def record_batch(self, rollouts, rewards, signal, method, stage: int) -> None:
         metrics = rewards.metrics("train/reward")
-        metrics.update(pair_metrics(rollouts, rewards, pairs))
-        metrics["train/tokens_generated"] = float(self.tokens_generated)
+        metrics.update(method.signal_metrics(rollouts, rewards, signal))
         metrics["train/pairing_stage"] = float(stage)
         metrics["train/reward/faults"] = float(self.reward.faults)  # completions whose checker raised
         metrics["train/completion_tokens"] = rollouts.completion_mask.sum().item() / max(1, rollouts.n)
-        if self.world > 1:  # reduced over ranks in sync_step; pair statistics weighted by pairs
-            per_pair = {k: v for k, v in metrics.items() if k in PAIR_WEIGHTED or k.startswith(PAIR_PREFIXES)}
-            rest = {k: v for k, v in metrics.items() if k not in per_pair}
-            self._pending_logs += [(rest, float(max(1, len(rollouts.problems)))), (per_pair, float(pairs.m))]
-        else:
-            self.log_dict(metrics, batch_size=max(1, len(rollouts.problems)))
+        # reduced over ranks weighted by prompts; pair statistics weighted by pairs
+        per_pair = {k: v for k, v in metrics.items() if k in PAIR_WEIGHTED or k.startswith(PAIR_PREFIXES)}
+        self.ledger.record(
+            {k: v for k, v in metrics.items() if k not in per_pair}, max(1, len(rollouts.problems))
+        )
+        self.ledger.record(per_pair, signal.m)
         self.log("reward", metrics["train/reward/total"], prog_bar=True, logger=False)
         self.log("pairs", metrics["train/pairs"], prog_bar=True, logger=False)
 
@@ -290,47 +217,28 @@ class PairwiseRLModule(L.LightningModule):
         trainer = self._trainer
         return trainer.world_size if trainer is not None else 1
 
-    def all_sum(self, value: float) -> float:
-        t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        return float(self.trainer.strategy.reduce(t, reduce_op="sum").item())
-
-    def sync_step(self, loss: Tensor | None) -> Tensor:
-        """DDP, at the end of every rank's training_step: the step's metrics and skips of all ranks,
-        reduced and logged on every rank; a rank without a loss returns a zero one (see docstring)."""
+    def all_gather_step(self, mine: dict) -> list[dict]:
+        """Every rank's ledger entry of this step, in rank order (the ledger's DDP reduction)."""
         import torch.distributed as dist
 
-        mine = {"logs": self._pending_logs, "skips": self._skips}
         ranks: list = [None] * self.world
         dist.all_gather_object(ranks, mine)
-        self._pending_logs, self._skips = [], {"skipped": 0, "nonfinite": 0}
-        skipped = sum(r["skips"]["skipped"] for r in ranks)
-        nonfinite = sum(r["skips"]["nonfinite"] for r in ranks)
-        self.skipped_batches += skipped
-        self.nonfinite_steps += nonfinite
-        metrics = reduce_metrics([entry for r in ranks for entry in r["logs"]])
-        metrics["train/tokens_generated"] = float(self.tokens_generated)  # global already
-        if skipped:
-            metrics["train/skipped_batches"] = float(self.skipped_batches)
-        if nonfinite:
-            metrics["train/nonfinite_steps"] = float(self.nonfinite_steps)
-        self.log_dict(metrics, batch_size=1)
-        if loss is not None:
-            return loss
+        return ranks
+
+    def zero_loss(self) -> Tensor:
+        """DDP: a rank with nothing to learn still joins the gradient all-reduce, with zeros."""
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        return sum(p.sum() for p in trainable) * 0.0  # joins the gradient all-reduce with zeros
+        return sum(p.sum() for p in trainable) * 0.0
 
     def on_train_end(self) -> None:
         if self.world == 1:
             return
-        import torch.distributed as dist
-
         mine = {
-            "tokens": self.rank_tokens_generated,
+            "tokens": self.ledger.rank_tokens_generated,
             "weights": weights_sha256(self.model.state_dict()),
             "faults": self.reward.faults,
         }
-        ranks: list = [None] * self.world
-        dist.all_gather_object(ranks, mine)
+        ranks = self.all_gather_step(mine)
         self.ddp_report = {
             "world_size": self.world,
             "tokens_generated_per_rank": [r["tokens"] for r in ranks],
@@ -364,12 +272,7 @@ class PairwiseRLModule(L.LightningModule):
         if self.lora:  # the frozen base is the run's starting model: keep the adapters only
             keep = trainable_keys(self.model, "model.")
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
-        checkpoint["gfpo_counters"] = {
-            "tokens_generated": self.tokens_generated,
-            "skipped_batches": self.skipped_batches,
-            "nonfinite_steps": self.nonfinite_steps,
-            "rng": self.rng.getstate(),
-        }
+        checkpoint["gfpo_counters"] = {**self.ledger.state_dict(), "rng": self.rng.getstate()}
         checkpoint["gfpo_state"] = self.run_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -379,12 +282,10 @@ class PairwiseRLModule(L.LightningModule):
                 raise ConfigError(
                     f"checkpoint lacks {len(missing)} adapter weights, e.g. {sorted(missing)[0]}"
                 )
-        c = checkpoint.get("gfpo_counters", {})
-        self.tokens_generated = c.get("tokens_generated", 0)
-        self.skipped_batches = c.get("skipped_batches", 0)
-        self.nonfinite_steps = c.get("nonfinite_steps", 0)
-        if "rng" in c:
-            self.rng.setstate(c["rng"])
+        counters = checkpoint.get("gfpo_counters", {})
+        self.ledger.load_state_dict(counters)
+        if "rng" in counters:
+            self.rng.setstate(counters["rng"])
         if "gfpo_state" in checkpoint:
             self.load_run_state(checkpoint["gfpo_state"])
 
@@ -393,8 +294,8 @@ class PairwiseRLModule(L.LightningModule):
         ddp = self.ddp_report  # None in a single process
         return {
             "tokens_generated": self.tokens_generated,
-            "skipped_batches": self.skipped_batches,
-            "nonfinite_steps": self.nonfinite_steps,
+            "skipped_batches": self.ledger.skipped_batches,
+            "nonfinite_steps": self.ledger.nonfinite_steps,
             "reward_faults": sum(ddp["reward_faults_per_rank"]) if ddp else self.reward.faults,
             "ddp": ddp,
             "schedule_switches": self.schedule.switches,

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from gfpo_bench.building import build
+from gfpo_bench.config_schema import require, require_rule, token_fraction_needs_budget
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.pairing.base import PairingStrategy
 
@@ -35,13 +36,11 @@ class PairingSchedule:
     def __init__(self, stages: list[Stage], max_tokens: int | None = None) -> None:
         if not stages:
             raise ValueError("a pairing schedule needs at least one stage")
-        for st in stages[1:]:
-            frac = st.start_tokens_frac
-            if frac is not None and (max_tokens is None or not 0 < frac <= 1):
-                raise ConfigError(
-                    f"schedule.{st.key or st.name}.start_tokens_frac={frac} needs budget.max_tokens and a "
-                    "value in (0, 1]"
-                )
+        for st in stages:  # the ranges and the rule across keys: config_schema.py STAGE_RULES
+            key = st.key or st.name
+            require(f"schedule.{key}.start_step", st.start_step)
+            require(f"schedule.{key}.start_tokens_frac", st.start_tokens_frac)
+            require_rule(token_fraction_needs_budget, key, st.start_tokens_frac, max_tokens)
         self.stages = stages
         self.current = 0
         self.switches: list[dict] = []  # one event per switch: step, tokens, from, to
@@ -66,6 +65,10 @@ class PairingSchedule:
             for k, st in ((k, stages[k]) for k in stage_order)
         ]
         return cls(built, max_tokens)
+
+    def needs_reference(self, pairwise_loss) -> bool:
+        """Does any stage score paths under the frozen reference (the module then keeps a copy)?"""
+        return any(st.strategy.needs_reference(pairwise_loss) for st in self.stages)
 
     @property
     def name(self) -> str:

@@ -113,6 +113,26 @@ class Pairs:
     def m(self) -> int:
         return int(self.better.numel())
 
+    @property
+    def has_signal(self) -> bool:
+        """Anything to learn from: a pair, or paths for the SFT term."""
+        return self.m > 0 or self.sft_paths.numel() > 0
+
+    def paths(self) -> Tensor:
+        """[U] the distinct paths the loss reads (sorted)."""
+        return torch.unique(torch.cat([self.better, self.worse, self.sft_paths]))
+
+    def local(self, remap: Tensor, device) -> Pairs:
+        """The same pairs with path indices mapped through `remap` [N] (to rows of a scored subset)."""
+        return Pairs(
+            remap[self.better].to(device),
+            remap[self.worse].to(device),
+            self.diverge.to(device),
+            self.diverge_step,
+            self.prefix_frac,
+            remap[self.sft_paths].to(device),
+        )
+
     @staticmethod
     def empty() -> Pairs:
         z = torch.zeros(0, dtype=torch.long)

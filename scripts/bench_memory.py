@@ -7,7 +7,7 @@ log-probs ("before") against the chunked path of gfpo_bench/models/logprobs.py (
 
 A random-init Qwen2ForCausalLM with Qwen2.5-0.5B's config, written out here (no download): vocab
 151,936, hidden 896, intermediate 4,864, 24 layers, 14 heads, 2 KV heads, tied embeddings, rope
-theta 1e6, float32. One step of the project's loss path (`PairwiseRLModule.pair_loss`: policy
+theta 1e6, float32. One step of the project's loss path (`PairwiseRLModule.signal_loss`: policy
 log-probs with grad, the frozen reference copy's log-probs without, `PairwiseLoss`, backward) on
 `--pairs` pairs of distinct `--seq-len`-token sequences. Each variant runs in its own subprocess
 under an address-space limit (RLIMIT_AS), so one variant's memory never colours another's and a
@@ -81,7 +81,7 @@ def child(args) -> dict:
         if args.gc:
             model.activation_checkpointing_enable()
         if args.variant == "before":
-            module_mod.token_logprobs = old_token_logprobs  # what module.pair_loss calls
+            module_mod.token_logprobs = old_token_logprobs  # what module.signal_loss calls
         module = PairwiseRLModule(
             model, None, None, None, None, None, PairwiseLoss(beta=0.1, positive_lambda=50.0), None,
             logits_budget=LOGITS_BUDGET,
@@ -100,7 +100,7 @@ def child(args) -> dict:
         )
         out["rss_built"] = rss_bytes()
         t0 = time.perf_counter()
-        loss = module.pair_loss(rollouts, pairs, 0.0).loss
+        loss = module.signal_loss(rollouts, pairs, module.schedule.stages[0].strategy).loss
         loss.backward()
         out["seconds"] = time.perf_counter() - t0
     except (MemoryError, RuntimeError) as e:

@@ -11,7 +11,7 @@ measured is exactly what a user runs:
     rollout   sampler.sample (generation and building Rollouts)
     reward    Reward.__call__ (answer checking, step verification)
     pairing   the strategy (pair selection and divergence bookkeeping)
-    loss fwd  module.pair_loss (policy and reference log-probs, the pairwise loss)
+    loss fwd  module.signal_loss (policy and reference log-probs, the pairwise loss)
     backward  loss.backward()
     optimizer clipping, optimizer.step, zero_grad
     other     the rest of the step (Lightning, logging, callbacks)
@@ -86,7 +86,7 @@ def instrument(timer: PhaseTimer):
         cls.sample = timer.wrap("rollout", cls.sample)
     Reward.__call__ = timer.wrap("reward", Reward.__call__)
     PairingStrategy.__call__ = timer.wrap("pairing", PairingStrategy.__call__)
-    PairwiseRLModule.pair_loss = timer.wrap("loss fwd", PairwiseRLModule.pair_loss)
+    PairwiseRLModule.signal_loss = timer.wrap("loss fwd", PairwiseRLModule.signal_loss)
 
     class StepClock(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from gfpo_bench.config_schema import require
+from gfpo_bench.analytics import pair_metrics
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.registry import Registry
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
@@ -51,6 +53,7 @@ class PairingStrategy(ABC):
     with `hydra.utils.instantiate`). Each subclass takes exactly the knobs its `select` uses."""
 
     dynamic_sampling: bool = False  # drop groups with no correctness spread and refill (DAPO)
+    objective = None  # the loss that reads this method's signal; None: the shared pairwise loss (grpo.py has its own)
 
     def __init__(self, name: str, sft_coef: float = 0.0) -> None:
         registered = PAIRINGS.get(name)  # an unknown name lists the valid ones
@@ -58,14 +61,21 @@ class PairingStrategy(ABC):
             raise ConfigError(
                 f"pairing name {name!r} is the label of {registered.__name__}, not of {type(self).__name__}"
             )
-        if not sft_coef >= 0:
-            raise ConfigError(f"pairing {name}: sft_coef must be >= 0, got {sft_coef}")
         self.name = name  # the method's label in logs and summary.json
-        self.sft_coef = sft_coef  # weight of the NLL term on the group's correct paths (0: off)
+        self.sft_coef = require("pairing.sft_coef", sft_coef)  # weight of the NLL term on the group's correct paths (0: off)
 
     @abstractmethod
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         """(better, worse) path indices, both from the same group."""
+
+    def needs_reference(self, pairwise_loss) -> bool:
+        """Does a step of this strategy score the paths under the frozen reference too?"""
+        return pairwise_loss.use_reference
+
+    @staticmethod
+    def signal_metrics(rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs) -> dict[str, float]:
+        """What a step logs about its training signal: the pair statistics (analytics.py)."""
+        return pair_metrics(rollouts, rewards, pairs)
 
     def keep_group(self, correct: list[bool]) -> bool:
         """Dynamic sampling: does a group with these raw correctness values stay in the batch?"""
@@ -77,24 +87,6 @@ class PairingStrategy(ABC):
         if self.sft_coef > 0 and pairs.m:
             pairs.sft_paths = sft_targets(rollouts, rewards, pairs)
         return pairs
-
-
-def check_eps(name: str, eps: float) -> float:
-    """`eps`: the minimum reward difference for a pair to carry a preference."""
-    if not eps >= 0:
-        raise ConfigError(f"pairing {name}: eps must be >= 0, got {eps}")
-    return eps
-
-
-def check_cap(name: str, max_pairs_per_group: int | None) -> int | None:
-    """`max_pairs_per_group`: at most this many pairs per group; None: all."""
-    if max_pairs_per_group is not None and not (
-        isinstance(max_pairs_per_group, int) and max_pairs_per_group >= 1
-    ):
-        raise ConfigError(
-            f"pairing {name}: max_pairs_per_group must be >= 1 or null, got {max_pairs_per_group}"
-        )
-    return max_pairs_per_group
 
 
 def informative(idx: list[int], r: list[float], eps: float) -> list[tuple[int, int]]:

@@ -8,8 +8,19 @@ Pairs are chosen as `random`'s (random_pairs.py), by default all of them.
 
 from __future__ import annotations
 
-from gfpo_bench.pairing.base import PAIRINGS
+import random
+from collections.abc import Callable
+
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy
 from gfpo_bench.pairing.random_pairs import RandomPairing
+from gfpo_bench.types import (
+    Problem,
+    RewardOutput,
+    Rollouts,
+    concat_rewards,
+    concat_rollouts,
+    select_rewards,
+)
 
 
 @PAIRINGS.register("dapo")
@@ -29,3 +40,39 @@ class DAPOPairing(RandomPairing):
 
     def keep_group(self, correct: list[bool]) -> bool:
         return any(correct) and not all(correct)
+
+
+def dynamic_sampling(
+    rollouts: Rollouts,
+    rewards: RewardOutput,
+    strategy: PairingStrategy,
+    want: int,
+    pool: list[Problem],
+    resample: Callable[[list[Problem]], tuple[Rollouts, RewardOutput]],
+    max_rounds: int,
+    rng: random.Random,
+    pad_id: int,
+) -> tuple[Rollouts, RewardOutput, int]:
+    """DAPO's dynamic sampling: drop the groups the strategy does not keep (no correctness spread)
+    and refill from fresh prompts of `pool` (`resample` samples and rewards them), at most
+    `max_rounds` extra rounds. -> (rollouts, rewards, groups kept); an empty batch if none was kept."""
+    kept_rollouts, kept_rewards = [], []
+    for round_ in range(max_rounds + 1):
+        correct = rewards.correct.tolist()
+        keep = [
+            i
+            for idx in rollouts.group_indices()
+            if strategy.keep_group([correct[j] for j in idx])
+            for i in idx
+        ]
+        if keep:
+            kept_rollouts.append(rollouts.select(keep))
+            kept_rewards.append(select_rewards(rewards, keep))
+        have = sum(len(part.problems) for part in kept_rollouts)
+        if have >= want or round_ == max_rounds or not pool:
+            break
+        rollouts, rewards = resample(rng.sample(pool, min(want - have, len(pool))))
+    kept = sum(len(part.problems) for part in kept_rollouts)
+    if not kept_rollouts:  # nothing informative: an empty batch, skipped by the module
+        return rollouts.select([]), select_rewards(rewards, []), 0
+    return concat_rollouts(kept_rollouts, pad_id), concat_rewards(kept_rewards), kept
