@@ -20,6 +20,18 @@ from gfpo_bench.checkers.steps import first_wrong_step
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
 
 
+def group_metrics(rollouts: Rollouts, rewards: RewardOutput, prefix: str = "train") -> dict[str, float]:
+    """What any method can learn from, before it builds anything: the share of prompt groups whose
+    total rewards are not all equal (GRPO: the groups with a non-zero advantage), and the share with
+    both a right and a wrong final answer (by the observed R_final, noise included)."""
+    total, right = rewards.total.tolist(), (rewards.final > 0.5).tolist()
+    groups = rollouts.group_indices()
+    spread = sum(len({total[i] for i in idx}) > 1 for idx in groups)
+    mixed = sum(len({right[i] for i in idx}) > 1 for idx in groups)
+    n = max(1, len(groups))
+    return {f"{prefix}/groups_with_spread": spread / n, f"{prefix}/groups_right_and_wrong": mixed / n}
+
+
 def pair_metrics(
     rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs, prefix: str = "train"
 ) -> dict[str, float]:
@@ -35,7 +47,9 @@ def pair_metrics(
     n_pairable = int(torch.unique(groups).numel())
     gap = rewards.total[pairs.better] - rewards.total[pairs.worse]  # [M]
     prefix_tokens = (pairs.diverge - rollouts.prompt_len[pairs.better]).clamp_min(0).float()  # [M]
-    first_wrong = torch.tensor([first_wrong_step(rewards.step_scores[w]) for w in pairs.worse.tolist()])
+    first_wrong = torch.tensor(
+        [first_wrong_step(rewards.step_scores[worse]) for worse in pairs.worse.tolist()]
+    )  # [M] the worse path's first wrong step, -1: none
     has_wrong = first_wrong >= 0
     hit = (pairs.diverge_step == first_wrong) & has_wrong
     out.update(
@@ -52,8 +66,9 @@ def pair_metrics(
     )
     out.update(quantiles(gap, f"{prefix}/reward_gap"))
     out.update(quantiles(prefix_tokens, f"{prefix}/prefix_tokens"))
-    n_steps = torch.tensor([len(rollouts.step_spans[b]) for b in pairs.better.tolist()])  # [M]
-    out.update({f"{prefix}/diverge_at/{k}": v for k, v in diverge_bins(pairs.diverge_step, n_steps).items()})
+    n_steps = torch.tensor([len(rollouts.step_spans[better]) for better in pairs.better.tolist()])  # [M]
+    bins = diverge_bins(pairs.diverge_step, n_steps)
+    out.update({f"{prefix}/diverge_at/{name}": frac for name, frac in bins.items()})
     return out
 
 
@@ -66,8 +81,8 @@ def quantiles(x: Tensor, name: str) -> dict[str, float]:
     >>> quantiles(torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]), "g")
     {'g_p10': 0.4, 'g_p50': 2.0, 'g_p90': 3.6}
     """
-    q = torch.quantile(x.double(), torch.tensor(QUANTILES, dtype=torch.double))
-    return {f"{name}_p{round(p * 100)}": v for p, v in zip(QUANTILES, q.tolist())}
+    values = torch.quantile(x.double(), torch.tensor(QUANTILES, dtype=torch.double))
+    return {f"{name}_p{round(level * 100)}": value for level, value in zip(QUANTILES, values.tolist())}
 
 
 def diverge_bins(diverge_step: Tensor, n_steps: Tensor, last: int = 3) -> dict[str, float]:
@@ -79,7 +94,7 @@ def diverge_bins(diverge_step: Tensor, n_steps: Tensor, last: int = 3) -> dict[s
     m = max(1, diverge_step.numel())
     answer = (diverge_step >= n_steps) & (diverge_step >= 0)  # split after the last step
     inner = ~answer & (diverge_step >= 0)
-    out = {f"step{s}": float(((diverge_step == s) & inner).sum()) / m for s in range(last)}
+    out = {f"step{step}": float(((diverge_step == step) & inner).sum()) / m for step in range(last)}
     out[f"step{last}plus"] = float(((diverge_step >= last) & inner).sum()) / m
     out["answer"] = float(answer.sum()) / m
     out["nosteps"] = float((diverge_step < 0).sum()) / m

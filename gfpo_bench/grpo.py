@@ -21,11 +21,15 @@ spread) and that has no KL term skips the optimizer step, as a pairwise batch wi
 (TRL steps with a zero gradient, which still moves AdamW's weights by its momentum). On the branch
 sampler a group's paths share prefixes: they are siblings, not the independent samples the
 advantage baseline assumes (the method then still runs; the run's config says which sampler it had).
-`updates_per_batch > 1` (the ratio clipping) is in the loss; the module samples one batch per step.
+The KL is the paper's plain k3; TRL 1.16 by default multiplies it by the ratio
+(`use_bias_correction_kl=True`): the same value on-policy, another gradient. One update per sampled
+batch (on-policy): the clipped ratio is in the loss (`old_logp`), `updates_per_batch > 1` is not
+built. scripts/check_grpo_vs_trl.py checks loss and gradients against TRL's GRPOTrainer.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -38,6 +42,7 @@ from gfpo_bench.pairing.base import PAIRINGS
 from gfpo_bench.types import RewardOutput, Rollouts
 
 STD_EPS = 1e-4  # TRL's and the paper's code's
+log = logging.getLogger(__name__)
 
 
 def group_advantages(total: Tensor, group: Tensor, scale_std: bool = True) -> Tensor:
@@ -64,8 +69,6 @@ class GroupAdvantages:
 
     index: Tensor  # [P] long, path indices into the rollouts
     advantages: Tensor  # [P] float
-    groups_with_spread: int  # groups whose rewards are not all equal
-    groups: int
 
     m = 0  # pairs: none (pair statistics, the DDP weights of pair metrics)
 
@@ -79,9 +82,7 @@ class GroupAdvantages:
 
     def local(self, remap: Tensor, device) -> GroupAdvantages:
         """The same signal with path indices mapped through `remap` [N] (to rows of a scored subset)."""
-        return GroupAdvantages(
-            remap[self.index].to(device), self.advantages.to(device), self.groups_with_spread, self.groups
-        )
+        return GroupAdvantages(remap[self.index].to(device), self.advantages.to(device))
 
 
 @dataclass
@@ -185,6 +186,7 @@ class GRPO:
             )
         require("pairing.scale_std", scale_std)
         self.name, self.scale_std = name, scale_std
+        self.warned_branch = False
         self.objective = GRPOLoss(aggregation, kl_coef, clip_eps_low, clip_eps_high, max_new_tokens)
 
     def needs_reference(self, pairwise_loss) -> bool:
@@ -194,17 +196,17 @@ class GRPO:
         return True
 
     def __call__(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> GroupAdvantages:
+        if rollouts.parent is not None and not self.warned_branch:  # sampler=branch
+            log.warning(
+                "grpo on branched rollouts: a group's paths share prefixes (siblings of common roots), not "
+                "the independent samples its advantage baseline assumes"
+            )
+            self.warned_branch = True
         adv = group_advantages(rewards.total.float(), rollouts.group, self.scale_std)  # [N]
-        groups = rollouts.group_indices()
-        total = rewards.total.tolist()
-        spread = sum(len({total[i] for i in idx}) > 1 for idx in groups)
-        return GroupAdvantages(torch.arange(rollouts.n), adv, spread, len(groups))
+        return GroupAdvantages(torch.arange(rollouts.n), adv)
 
     @staticmethod
     def signal_metrics(rollouts: Rollouts, rewards: RewardOutput, signal: GroupAdvantages) -> dict:
+        """No pair statistics; the mean |advantage| (the groups' reward spread is logged for every method)."""
         adv = signal.advantages
-        return {
-            "train/pairs": 0.0,
-            "train/groups_with_spread": signal.groups_with_spread / max(1, signal.groups),
-            "train/advantage_abs": float(adv.abs().mean()) if adv.numel() else 0.0,
-        }
+        return {"train/pairs": 0.0, "train/advantage_abs": float(adv.abs().mean()) if adv.numel() else 0.0}

@@ -42,6 +42,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from gfpo_bench.analytics import group_metrics
 from gfpo_bench.config_schema import require
 from gfpo_bench.distributed import (
     PAIR_PREFIXES,
@@ -107,11 +108,10 @@ class PairwiseRLModule(L.LightningModule):
         self.ledger = StepLedger()  # tokens, skips and the step's metrics (checkpointed counters)
         self.ddp_report: dict | None = None  # DDP: per-rank tokens and weight hashes (summary.json)
         self._pending_rng: dict | None = None  # global RNG states of a checkpoint, set at train start
-        # the batch just trained on, for the pair tables (callbacks/pair_table.py)
-        self.last_pairs: tuple | None = None
+        self.last_pairs: tuple | None = None  # the batch just trained on (callbacks/pair_table.py)
 
     @property
-    def tokens_generated(self) -> int:
+    def tokens_generated(self) -> int:  # all ranks', up to the last finished step
         return self.ledger.tokens_generated
 
     # --- the loop -------------------------------------------------------------------------------
@@ -196,7 +196,8 @@ class PairwiseRLModule(L.LightningModule):
 
     # --- logging --------------------------------------------------------------------------------
     def record_batch(self, rollouts, rewards, signal, method, stage: int) -> None:
-        metrics = rewards.metrics("train/reward")
+        # the rewards, what any method could learn from (groups with a spread), and the method's signal
+        metrics = {**rewards.metrics("train/reward"), **group_metrics(rollouts, rewards)}
         metrics.update(method.signal_metrics(rollouts, rewards, signal))
         metrics["train/pairing_stage"] = float(stage)
         metrics["train/reward/faults"] = float(self.reward.faults)  # completions whose checker raised
@@ -214,8 +215,7 @@ class PairwiseRLModule(L.LightningModule):
     @property
     def world(self) -> int:
         """Number of processes training together (1 without a trainer, or in a single process)."""
-        trainer = self._trainer
-        return trainer.world_size if trainer is not None else 1
+        return self._trainer.world_size if self._trainer is not None else 1
 
     def all_gather_step(self, mine: dict) -> list[dict]:
         """Every rank's ledger entry of this step, in rank order (the ledger's DDP reduction)."""

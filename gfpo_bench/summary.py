@@ -33,6 +33,8 @@ FAILED = "failed"
 PAIR_STATS = {
     "train/pairs": "pairs_per_step",
     "train/pairable_group_rate": "pairable_group_rate",
+    "train/groups_with_spread": "groups_with_spread",
+    "train/groups_right_and_wrong": "groups_right_and_wrong",
     "train/reward/correct": "sampled_train_accuracy",
     "train/reward_gap": "reward_gap",
     "train/prefix_frac": "prefix_frac",

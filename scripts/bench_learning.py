@@ -129,7 +129,7 @@ def warm_start_line(df: pd.DataFrame) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["strategies", "sensitivity"], default="strategies")
-    ap.add_argument("--strategies", default="srpo,vapo,dapo,gfpo,top2,random")
+    ap.add_argument("--strategies", default="srpo,vapo,dapo,gfpo,top2,random,grpo")
     ap.add_argument(
         "--grid",
         nargs="*",

@@ -33,14 +33,14 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # The methods of each row: one sweep per line (a schedule is a separate sweep into the same dir).
 methods() {
   case $1 in
-    table1_pairs)         echo "pairing=srpo,vapo,gfpo,dapo,top2,random" ;;
-    table2_small_compute) echo "pairing=srpo,vapo,dapo,gfpo" ;;
-    table2_noisy_reward)  echo "pairing=vapo,srpo,dapo,gfpo" ;;
-    table2_reasoning)     echo "pairing=gfpo,srpo,vapo,dapo" ;;
+    table1_pairs)         echo "pairing=srpo,vapo,gfpo,dapo,top2,random,grpo" ;;
+    table2_small_compute) echo "pairing=srpo,vapo,dapo,gfpo,grpo" ;;
+    table2_noisy_reward)  echo "pairing=vapo,srpo,dapo,gfpo,grpo" ;;
+    table2_reasoning)     echo "pairing=gfpo,srpo,vapo,dapo,grpo" ;;
     table2_cold_start)    echo "schedule=srpo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
-                          echo "pairing=gfpo,srpo" ;;
+                          echo "pairing=gfpo,srpo,grpo" ;;
     table2_sft_mixed)     echo "schedule=dapo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
-                          echo "pairing=dapo,gfpo" ;;
+                          echo "pairing=dapo,gfpo,grpo" ;;
     *) echo "unknown row: $1" >&2; return 1 ;;
   esac
 }
@@ -83,7 +83,8 @@ from scipy import stats
 out, md_path, seeds, wall, rows, scale = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
 ACC = "val/math/accuracy"
 PAIRS = {"srpo": "correct vs wrong path", "vapo": "highest vs lowest reward", "gfpo": "long shared prefix, split at one step",
-         "dapo": "every informative pair (+ NLL, dynamic sampling)", "top2": "top-1 vs top-2 reward", "random": "any two with different reward"}
+         "dapo": "every informative pair (+ NLL, dynamic sampling)", "top2": "top-1 vs top-2 reward", "random": "any two with different reward",
+         "grpo": "no pairs: group-relative advantages on every path"}
 SITUATIONS = {  # row: (situation, recommended method)
     "table2_small_compute": ("small model / tight compute", "srpo"),
     "table2_noisy_reward": ("noisy reward (20% of R_final flipped)", "vapo"),
@@ -130,11 +131,12 @@ if "table1_pairs" in rows:
     lines += ["### Table 1: what each method learns (pair statistics)", "",
               f"Same branched rollouts for every strategy (`experiment=table1_pairs`, {budget('table1_pairs'):,} generated "
               f"tokens per run, seeds {seeds}); means over the run's steps, then over seeds.", "",
-              "| method | pairs | pairs / step | prompts with a pair | reward gap | shared prefix | split at the first wrong step | val accuracy |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+              "| method | pairs | groups with a reward spread | groups right and wrong | pairs / step | prompts with a pair | reward gap | shared prefix | split at the first wrong step | val accuracy |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in sorted(t.index, key=lambda m: list(PAIRS).index(m) if m in PAIRS else len(PAIRS)):
         g = lambda c: t.loc[m, f"pair/{c}:mean"] if f"pair/{c}:mean" in t else math.nan  # noqa: E731
-        lines.append(f"| {m} | {PAIRS.get(m, '')} | {g('pairs_per_step'):.1f} | {g('pairable_group_rate'):.2f} | "
+        lines.append(f"| {m} | {PAIRS.get(m, '')} | {g('groups_with_spread'):.2f} | {g('groups_right_and_wrong'):.2f} | "
+                     f"{g('pairs_per_step'):.1f} | {g('pairable_group_rate'):.2f} | "
                      f"{g('reward_gap'):.2f} | {g('prefix_frac'):.2f} | {g('diverge_is_first_wrong'):.2f} | {acc(t, m)} |")
     lines += ["", "Reward gap: R(better) - R(worse). Shared prefix: shared completion tokens / shorter completion. "
               "Split at the first wrong step: fraction of pairs whose divergent step is the worse path's first step "
@@ -145,9 +147,9 @@ if t2:
     lines += ["### Table 2: which method to use when", "",
               f"Each row compares the recommended method with the alternatives at an equal budget of generated tokens, "
               f"seeds {seeds}; accuracy is greedy `{ACC}` on the {n_val} held-out problems after the budget is spent "
-              "(mean ± 95% CI). Mixed groups: share of prompt groups with a reward spread during RL. "
+              "(mean ± 95% CI). Groups with a pair: share of prompt groups that produced a pair during RL. "
               "p: Welch's t-test, recommended vs best alternative.", "",
-              "| situation | tokens / run | warm start | recommended | its accuracy | its mixed groups | best alternative | its accuracy | p | verdict |",
+              "| situation | tokens / run | warm start | recommended | its accuracy | its groups with a pair | best alternative | its accuracy | p | verdict |",
               "|---|---:|---:|---|---:|---:|---|---:|---:|---|"]
     for row in t2:
         situation, rec = SITUATIONS[row]

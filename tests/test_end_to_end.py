@@ -42,9 +42,11 @@ def test_every_strategy_trains(strategy, run_cfg):
     rows = _csv_rows(run_dir)
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
-    signal = ("train/groups_with_spread",) if strategy == "grpo" else ("train/pairable_groups", "train/prefix_frac")
+    signal = ("train/advantage_abs",) if strategy == "grpo" else ("train/pairable_groups", "train/prefix_frac")
     for key in (
         *signal,
+        "train/groups_with_spread",
+        "train/groups_right_and_wrong",
         "train/pairs",
         "train/tokens_generated",
         "train/reward/final",
