@@ -3,6 +3,7 @@
     python scripts/bench_speed.py                       # embedded default: 8 prompts x 8 paths, <= 48 tokens
     python scripts/bench_speed.py --model qwen0.5b      # random-init Qwen2.5-0.5B config, short sequences
     python scripts/bench_speed.py --steps 20 -- pairing=gfpo sampler=branch   # any gfpo-bench overrides
+    python scripts/bench_speed.py --trl -- pairing=grpo  # GRPO against TRL's GRPOTrainer, beta 0 both
 
 It runs the real entry point (`gfpo_bench.train.run`: Lightning, the module, the real callbacks, no
 evaluation) and times each phase of the loop with wrappers installed from outside, so the code being
@@ -10,8 +11,8 @@ measured is exactly what a user runs:
 
     rollout   sampler.sample (generation and building Rollouts)
     reward    Reward.__call__ (answer checking, step verification)
-    pairing   the strategy (pair selection and divergence bookkeeping)
-    loss fwd  module.signal_loss (policy and reference log-probs, the pairwise loss)
+    pairing   the strategy (pair selection and divergence bookkeeping; grpo: its advantages)
+    loss fwd  module.signal_loss (policy and reference log-probs, the pairwise or GRPO loss)
     backward  loss.backward()
     optimizer clipping, optimizer.step, zero_grad
     other     the rest of the step (Lightning, logging, callbacks)
@@ -76,6 +77,7 @@ def instrument(timer: PhaseTimer):
     """Install the phase wrappers; returns the Lightning callback that closes each step."""
     import lightning as L
 
+    from gfpo_bench.grpo import GRPO
     from gfpo_bench.module import PairwiseRLModule
     from gfpo_bench.pairing.base import PairingStrategy
     from gfpo_bench.rewards.reward import Reward
@@ -86,6 +88,7 @@ def instrument(timer: PhaseTimer):
         cls.sample = timer.wrap("rollout", cls.sample)
     Reward.__call__ = timer.wrap("reward", Reward.__call__)
     PairingStrategy.__call__ = timer.wrap("pairing", PairingStrategy.__call__)
+    GRPO.__call__ = timer.wrap("pairing", GRPO.__call__)  # pairing=grpo: its advantages
     PairwiseRLModule.signal_loss = timer.wrap("loss fwd", PairwiseRLModule.signal_loss)
 
     class StepClock(L.Callback):
