@@ -33,8 +33,8 @@ def shared_prefix_len(a: Tensor, b: Tensor) -> int:
 
 def divergence(rollouts: Rollouts, i: int, j: int) -> int:
     """First absolute token position where paths i and j differ (real tokens only)."""
-    li, lj = int(rollouts.attention_mask[i].sum()), int(rollouts.attention_mask[j].sum())
-    return shared_prefix_len(rollouts.tokens[i, :li], rollouts.tokens[j, :lj])
+    len_i, len_j = int(rollouts.attention_mask[i].sum()), int(rollouts.attention_mask[j].sum())
+    return shared_prefix_len(rollouts.tokens[i, :len_i], rollouts.tokens[j, :len_j])
 
 
 def step_index(spans: list[tuple[int, int]], pos: int) -> int:
@@ -42,9 +42,9 @@ def step_index(spans: list[tuple[int, int]], pos: int) -> int:
     steps (the pair splits in the answer); -1 if the path has no steps."""
     if not spans:
         return -1
-    for s, (_, end) in enumerate(spans):
+    for step, (_, end) in enumerate(spans):
         if pos < end:
-            return s
+            return step
     return len(spans)
 
 
@@ -119,17 +119,28 @@ def sft_targets(rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs) -> Tens
 
 def annotate(rollouts: Rollouts, chosen: list[tuple[int, int]]) -> Pairs:
     """Divergence bookkeeping for each pair; pairs of identical sequences are dropped (no signal)."""
-    rows = []
-    for b, w in chosen:
-        d = divergence(rollouts, b, w)
-        lb, lw = int(rollouts.attention_mask[b].sum()), int(rollouts.attention_mask[w].sum())
-        if d >= lb and d >= lw:
+    rows = []  # one per kept pair: its (better, worse, diverge, diverge_step, prefix_frac)
+    for better, worse in chosen:
+        diverge = divergence(rollouts, better, worse)
+        better_len = int(rollouts.attention_mask[better].sum())
+        worse_len = int(rollouts.attention_mask[worse].sum())
+        if diverge >= better_len and diverge >= worse_len:
             continue  # identical token sequences
-        p = int(rollouts.prompt_len[b])
-        shorter = max(1, min(lb, lw) - p)
-        rows.append((b, w, d, step_index(rollouts.step_spans[b], d), max(0, d - p) / shorter))
+        prompt_len = int(rollouts.prompt_len[better])
+        shorter = max(1, min(better_len, worse_len) - prompt_len)  # completion tokens of the shorter path
+        diverge_step = step_index(rollouts.step_spans[better], diverge)
+        rows.append((better, worse, diverge, diverge_step, max(0, diverge - prompt_len) / shorter))
     if not rows:
         return Pairs.empty()
-    b, w, d, s, f = zip(*rows)
-    t = lambda x: torch.tensor(x, dtype=torch.long)  # noqa: E731
-    return Pairs(t(b), t(w), t(d), t(s), torch.tensor(f, dtype=torch.float))
+    better, worse, diverge, diverge_step, prefix_frac = zip(*rows)  # the columns
+
+    def as_long(column: tuple[int, ...]) -> Tensor:
+        return torch.tensor(column, dtype=torch.long)
+
+    return Pairs(
+        better=as_long(better),
+        worse=as_long(worse),
+        diverge=as_long(diverge),
+        diverge_step=as_long(diverge_step),
+        prefix_frac=torch.tensor(prefix_frac, dtype=torch.float),
+    )

@@ -40,8 +40,8 @@ class GFPOPairing(PairingStrategy):
         self.min_prefix_tokens, self.min_prefix_frac = min_prefix_tokens, min_prefix_frac
 
     def shares_long_prefix(self, rollouts: Rollouts, i: int, j: int) -> tuple[bool, int]:
-        p = int(rollouts.prompt_len[i])
-        shared = divergence(rollouts, i, j) - p
+        prompt_len = int(rollouts.prompt_len[i])
+        shared = divergence(rollouts, i, j) - prompt_len
         shorter = min(int(rollouts.completion_mask[i].sum()), int(rollouts.completion_mask[j].sum()))
         ok = shared >= self.min_prefix_tokens and shared >= self.min_prefix_frac * max(1, shorter)
         return ok, shared
@@ -51,10 +51,10 @@ class GFPOPairing(PairingStrategy):
         out = []
         for idx in rollouts.group_indices():
             scored = []
-            for b, w in informative(idx, r, self.eps):
-                ok, shared = self.shares_long_prefix(rollouts, b, w)
+            for better, worse in informative(idx, r, self.eps):
+                ok, shared = self.shares_long_prefix(rollouts, better, worse)
                 if ok:
-                    scored.append((shared, rng.random(), (b, w)))
+                    scored.append((shared, rng.random(), (better, worse)))
             scored.sort(reverse=True)
-            out += [p for *_, p in scored[: self.max_pairs_per_group or None]]
+            out += [pair for *_, pair in scored[: self.max_pairs_per_group or None]]
         return out

@@ -28,7 +28,7 @@ class RandomPairing(PairingStrategy):
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         r = rewards.total.tolist()
         return [
-            p
+            pair
             for idx in rollouts.group_indices()
-            for p in cap(informative(idx, r, self.eps), self.max_pairs_per_group, rng)
+            for pair in cap(informative(idx, r, self.eps), self.max_pairs_per_group, rng)
         ]

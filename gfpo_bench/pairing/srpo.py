@@ -26,9 +26,9 @@ class SRPOPairing(PairingStrategy):
 
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         # the observed final reward (noised when reward.noise > 0), not the hidden raw correctness
-        ok = (rewards.final > 0.5).tolist()
+        is_right = (rewards.final > 0.5).tolist()
         out = []
         for idx in rollouts.group_indices():
-            right, wrong = [i for i in idx if ok[i]], [i for i in idx if not ok[i]]
+            right, wrong = [i for i in idx if is_right[i]], [i for i in idx if not is_right[i]]
             out += cap([(i, j) for i in right for j in wrong], self.max_pairs_per_group, rng)
         return out

@@ -24,7 +24,7 @@ PROCESS_REWARDS: Registry = Registry("process reward")
 def verifier_process(
     rollouts: Rollouts, parsed: list[ParsedCompletion], step_scores: list[list[int]]
 ) -> Tensor:
-    return torch.tensor([sum(s) / len(s) if s else 0.0 for s in step_scores])  # [N]
+    return torch.tensor([sum(scores) / len(scores) if scores else 0.0 for scores in step_scores])  # [N]
 
 
 @PROCESS_REWARDS.register("majority")
@@ -34,11 +34,11 @@ def majority_process(
     out = torch.zeros(rollouts.n)
     for idx in rollouts.group_indices():
         answers = [parsed[i].answer for i in idx]
-        counts = Counter(a for a in answers if a is not None)
+        counts = Counter(answer for answer in answers if answer is not None)
         if not counts:
             continue
         top = max(counts.values())
-        majority = {a for a, c in counts.items() if c == top}
-        for i, a in zip(idx, answers):
-            out[i] = float(a in majority)
+        majority = {answer for answer, count in counts.items() if count == top}
+        for i, answer in zip(idx, answers):
+            out[i] = float(answer in majority)
     return out

@@ -60,7 +60,9 @@ class Reward:
         noise: float = 0.0,
         seed: int = 0,
     ) -> None:
-        self.w = RewardWeights(**weights) if isinstance(weights, Mapping) else (weights or RewardWeights())
+        self.weights = (
+            RewardWeights(**weights) if isinstance(weights, Mapping) else (weights or RewardWeights())
+        )
         self.process_fn = PROCESS_REWARDS.get(process)
         if wrong_final not in (0.0, -1.0):
             raise ValueError(f"reward.wrong_final must be 0 or -1, got {wrong_final}")
@@ -72,11 +74,11 @@ class Reward:
 
     def __call__(self, task: Task, rollouts: Rollouts) -> RewardOutput:
         problems = [rollouts.problems[g] for g in rollouts.group.tolist()]
-        parsed = [parse_completion(t) for t in rollouts.texts]
+        parsed = [parse_completion(text) for text in rollouts.texts]
         scores, errors = score_safely(task, problems, rollouts.texts)
         step_scores = []
-        for i, (p, pc) in enumerate(zip(problems, parsed)):
-            steps, err = verify_safely(task, p, pc.steps)
+        for i, (problem, completion) in enumerate(zip(problems, parsed)):
+            steps, err = verify_safely(task, problem, completion.steps)
             step_scores.append(steps)
             if err is not None:
                 errors.setdefault(i, err)
@@ -84,7 +86,7 @@ class Reward:
         for i in errors:  # wrong, every step wrong: whichever check raised
             scores[i] = Score(correct=False, extracted=None, detail=FAULT)
             step_scores[i] = [-1] * len(parsed[i].steps)
-        correct = torch.tensor([s.correct for s in scores], dtype=torch.bool)  # [N]
+        correct = torch.tensor([score.correct for score in scores], dtype=torch.bool)  # [N]
 
         final = torch.where(correct, 1.0, self.wrong_final)  # [N]
         if self.noise > 0:
@@ -98,14 +100,15 @@ class Reward:
         """The reward of completions already checked (`correct` [N], the verifier's `step_scores`),
         combined as `__call__` combines them, without reward noise, checkers or fault counting: for
         showing the reward of evaluated samples (callbacks/evaluation.py)."""
-        parsed = [parse_completion(t) for t in rollouts.texts]
+        parsed = [parse_completion(text) for text in rollouts.texts]
         final = torch.where(correct, 1.0, self.wrong_final)  # [N]
         return self._combine(rollouts, parsed, final, correct, step_scores)
 
     def _combine(self, rollouts, parsed, final, correct, step_scores) -> RewardOutput:
         process = self.process_fn(rollouts, parsed, step_scores)  # [N]
-        fmt = torch.tensor([float(pc.format_ok) for pc in parsed])  # [N]
-        total = self.w.final * final + self.w.process * process + self.w.format * fmt  # [N]
+        fmt = torch.tensor([float(completion.format_ok) for completion in parsed])  # [N]
+        weights = self.weights
+        total = weights.final * final + weights.process * process + weights.format * fmt  # [N]
         return RewardOutput(final, process, fmt, total, correct, step_scores)
 
     def state_dict(self) -> dict:
@@ -121,7 +124,7 @@ class Reward:
                 f"{task.name}: the reward raised on all {n} completions of a batch "
                 f"({describe(next(iter(errors.values())))}): its checker is broken"
             )
-        for i, e in sorted(errors.items()):
+        for i, error in sorted(errors.items()):
             self.faults += 1
             if self.faults <= WARN_FAULTS:
                 more = " (further faults are only counted)" if self.faults == WARN_FAULTS else ""
@@ -129,6 +132,6 @@ class Reward:
                     "reward: checking completion %d (problem %s) raised %s; counted as wrong%s",
                     i,
                     problems[i].uid,
-                    describe(e),
+                    describe(error),
                     more,
                 )

@@ -55,9 +55,11 @@ class Sampler(ABC):
     def check_task(self, task, probe: int = 200) -> None:
         """Before training: a prompt that does not fit the context fails now, with one line; reference
         solutions longer than `max_new_tokens` warn (completions would be cut off and never pass)."""
-        for p in task.problems("val")[:1] + task.problems("train")[:1]:
-            self.encode_prompts(task, [p])
-        need = max(len(encode_completion(self.tok, p.solution)) for p in task.problems("train")[:probe])
+        for problem in task.problems("val")[:1] + task.problems("train")[:1]:
+            self.encode_prompts(task, [problem])
+        need = max(
+            len(encode_completion(self.tok, problem.solution)) for problem in task.problems("train")[:probe]
+        )
         if need > self.gen.max_new_tokens:  # e.g. task=code needs ~112
             log.warning(
                 "%s reference solutions take up to %d tokens but sampler.max_new_tokens=%d: completions "
@@ -69,11 +71,11 @@ class Sampler(ABC):
 
     def encode_prompts(self, task, problems: list[Problem]) -> list[list[int]]:
         out = []
-        for p in problems:
-            ids = encode_prompt(self.tok, self.formatter, task, p)
+        for problem in problems:
+            ids = encode_prompt(self.tok, self.formatter, task, problem)
             if len(ids) + self.gen.max_new_tokens > self.max_context:
                 raise PromptTooLongError(
-                    f"prompt of {p.uid} has {len(ids)} tokens; with sampler.max_new_tokens="
+                    f"prompt of {problem.uid} has {len(ids)} tokens; with sampler.max_new_tokens="
                     f"{self.gen.max_new_tokens} it exceeds the model's context of {self.max_context}"
                 )
             out.append(ids)
@@ -103,23 +105,25 @@ def make_rollouts(
     branch_pos: list[int] | None = None,
 ) -> Rollouts:
     """Assemble Rollouts from per-path prompt and completion ids (one entry per path)."""
-    seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
+    seqs = [prompt + completion for prompt, completion in zip(prompt_ids, completion_ids)]
     tokens, attn = pad_right(seqs, tokenizer.pad_token_id)
-    comp = torch.zeros_like(attn)
+    completion_mask = torch.zeros_like(attn)
     spans = []
-    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
-        comp[i, len(p) : len(p) + len(c)] = True
-        spans.append([(len(p) + a, len(p) + b) for a, b in step_spans(tokenizer, c)])
+    for i, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids)):
+        offset = len(prompt)  # step spans are found in the completion, stored as absolute positions
+        completion_mask[i, offset : offset + len(completion)] = True
+        spans.append([(offset + start, offset + end) for start, end in step_spans(tokenizer, completion)])
     texts = tokenizer.batch_decode(
-        [[t for t in c if t != tokenizer.eos_token_id] for c in completion_ids], skip_special_tokens=False
+        [[token for token in completion if token != tokenizer.eos_token_id] for completion in completion_ids],
+        skip_special_tokens=False,
     )
     return Rollouts(
         problems=problems,
         group=torch.tensor(group, dtype=torch.long),
         tokens=tokens,
         attention_mask=attn,
-        completion_mask=comp,
-        prompt_len=torch.tensor([len(p) for p in prompt_ids], dtype=torch.long),
+        completion_mask=completion_mask,
+        prompt_len=torch.tensor([len(prompt) for prompt in prompt_ids], dtype=torch.long),
         texts=texts,
         step_spans=spans,
         parent=None if parent is None else torch.tensor(parent, dtype=torch.long),
@@ -133,11 +137,11 @@ def rollouts_from_texts(
 ) -> Rollouts:
     """Rollouts from given completion texts (texts[g] = the paths of problems[g]); for tests and
     for scoring policies that return text (the reference policy)."""
-    group, prompts, comps = [], [], []
-    for g, (p, paths) in enumerate(zip(problems, texts)):
-        p_ids = encode_prompt(tokenizer, formatter, task, p)
-        for t in paths:
+    group, prompts, completions = [], [], []
+    for g, (problem, paths) in enumerate(zip(problems, texts)):
+        prompt = encode_prompt(tokenizer, formatter, task, problem)
+        for text in paths:
             group.append(g)
-            prompts.append(p_ids)
-            comps.append(encode_completion(tokenizer, t))
-    return make_rollouts(tokenizer, problems, group, prompts, comps, sum(len(c) for c in comps))
+            prompts.append(prompt)
+            completions.append(encode_completion(tokenizer, text))
+    return make_rollouts(tokenizer, problems, group, prompts, completions, sum(map(len, completions)))

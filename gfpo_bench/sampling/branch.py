@@ -97,8 +97,8 @@ class FirstWrongRule(BranchRule):
     needs_scores = True
 
     def __call__(self, root: RootView, n: int, rng: random.Random) -> list[int]:
-        t = first_wrong_step(root.scores or [])
-        return fill([t] if 0 <= t < len(root.steps) else [], len(root.steps), n, rng)
+        first_wrong = first_wrong_step(root.scores or [])
+        return fill([first_wrong] if 0 <= first_wrong < len(root.steps) else [], len(root.steps), n, rng)
 
 
 @BRANCH_RULES.register("entropy")
@@ -106,9 +106,9 @@ class EntropyRule(BranchRule):
     needs_entropy = True
 
     def __call__(self, root: RootView, n: int, rng: random.Random) -> list[int]:
-        ent = root.entropy or []
-        peak = [max(ent[a:b], default=0.0) for a, b in root.steps]  # [S]
-        order = sorted(range(len(peak)), key=lambda s: -peak[s])  # stable: ties go to the earlier step
+        entropy = root.entropy or []
+        peak = [max(entropy[start:end], default=0.0) for start, end in root.steps]  # [S]
+        order = sorted(range(len(peak)), key=lambda step: -peak[step])  # stable: ties go to the earlier step
         return fill(order[:n], len(root.steps), n, rng)
 
 
@@ -169,8 +169,10 @@ def continue_from(
         **sampling,
     )
     rows = out.sequences[:, width:].tolist()  # [n, T]
-    conts = [cut_at_eos(r[:b], tokenizer.eos_token_id, pad) for r, b in zip(rows, budgets)]
-    return conts, torch.stack(entropy.steps, dim=1).tolist() if want_entropy else None  # [n, T]
+    continuations = [
+        cut_at_eos(row[:budget], tokenizer.eos_token_id, pad) for row, budget in zip(rows, budgets)
+    ]
+    return continuations, torch.stack(entropy.steps, dim=1).tolist() if want_entropy else None  # [n, T]
 
 
 # --- the sampler -----------------------------------------------------------------------------------
@@ -237,31 +239,35 @@ class BranchSampler(Sampler):
             return [self.rng.randint(1, len(comp) - 1) if len(comp) > 1 else 0 for _ in range(n)]
         scores = None
         if self.rule.needs_scores:
-            text = self.tok.decode([t for t in comp if t != self.tok.eos_token_id], skip_special_tokens=False)
+            text = self.tok.decode(
+                [token for token in comp if token != self.tok.eos_token_id], skip_special_tokens=False
+            )
             scores = task.verify_steps(problem, parse_completion(text).steps)
         steps = self.rule(RootView(spans, scores, entropy), n, self.rng)
-        return [spans[s][0] for s in steps]
+        return [spans[step][0] for step in steps]
 
     @torch.no_grad()
     def sample(self, model, task, problems: list[Problem]) -> Rollouts:
         prompts = self.encode_prompts(task, problems)  # [P]
-        max_new, sampling, want_ent = self.gen.max_new_tokens, self.sampling_kwargs(), self.rule.needs_entropy
+        max_new, sampling = self.gen.max_new_tokens, self.sampling_kwargs()
+        want_entropy = self.rule.needs_entropy
         n_roots = [self.roots] * len(prompts)
-        roots, ent = continue_from(
-            model, self.tok, prompts, n_roots, [max_new] * sum(n_roots), sampling, self.reuse_prefix, want_ent
+        root_budgets = [max_new] * sum(n_roots)
+        roots, entropy = continue_from(
+            model, self.tok, prompts, n_roots, root_budgets, sampling, self.reuse_prefix, want_entropy
         )  # [P*R] root completions, prompt-major
-        points = self.branch_points(task, problems, roots, ent)  # {(root, cut): siblings}
+        points = self.branch_points(task, problems, roots, entropy)  # {(root, cut): siblings}
         contexts = [prompts[i // self.roots] + roots[i][:cut] for i, cut in points]
-        budgets = [max_new - cut for (_, cut), c in points.items() for _ in range(c)]
-        conts, _ = continue_from(
+        budgets = [max_new - cut for (_, cut), n_siblings in points.items() for _ in range(n_siblings)]
+        continuations, _ = continue_from(
             model, self.tok, contexts, list(points.values()), budgets, sampling, self.reuse_prefix
         )  # [sum of siblings], point-major
 
         # each root followed by its siblings, group by group
         siblings: list[list[tuple[int, list[int]]]] = [[] for _ in roots]
-        it = iter(conts)
-        for (i, cut), c in points.items():
-            siblings[i] += [(cut, next(it)) for _ in range(c)]
+        pending = iter(continuations)
+        for (i, cut), n_siblings in points.items():
+            siblings[i] += [(cut, next(pending)) for _ in range(n_siblings)]
         # one row per path: (group, prompt ids, completion ids, parent row, branch position)
         rows: list[tuple[int, list[int], list[int], int, int]] = []
         for i, comp in enumerate(roots):
@@ -273,18 +279,19 @@ class BranchSampler(Sampler):
                 for cut, cont in siblings[i]
             ]
         group, prompt_ids, comps, parent, branch_pos = (list(col) for col in zip(*rows))
-        generated = sum(map(len, roots)) + sum(map(len, conts))  # shared prefixes counted once
+        generated = sum(map(len, roots)) + sum(map(len, continuations))  # shared prefixes counted once
         return make_rollouts(self.tok, problems, group, prompt_ids, comps, generated, parent, branch_pos)
 
     def branch_points(
-        self, task, problems: list[Problem], roots: list[list[int]], ent
+        self, task, problems: list[Problem], roots: list[list[int]], entropy: list[list[float]] | None
     ) -> dict[tuple[int, int], int]:
         """{(root index, cut): number of siblings}; two branch points at the same cut are merged."""
         counts = self.sibling_counts()
         points: dict[tuple[int, int], int] = {}
         for i, comp in enumerate(roots):
             g, r = divmod(i, self.roots)
-            for cut, c in zip(self.cuts(task, problems[g], comp, None if ent is None else ent[i]), counts[r]):
-                if c:
-                    points[(i, cut)] = points.get((i, cut), 0) + c
+            root_entropy = None if entropy is None else entropy[i]
+            for cut, n_siblings in zip(self.cuts(task, problems[g], comp, root_entropy), counts[r]):
+                if n_siblings:
+                    points[(i, cut)] = points.get((i, cut), 0) + n_siblings
         return points

@@ -26,9 +26,9 @@ def step_spans_from_pieces(pieces: list[str]) -> list[tuple[int, int]]:
     body_end = t_close if t_close > t_open else len(text)
     # char offset where each token starts: token i covers [starts[i], starts[i+1])
     starts, pos = [], 0
-    for p in pieces:
+    for piece in pieces:
         starts.append(pos)
-        pos += len(p)
+        pos += len(piece)
     starts.append(pos)
 
     def token_at(char: int) -> int:  # token containing character `char`
@@ -43,13 +43,13 @@ def step_spans_from_pieces(pieces: list[str]) -> list[tuple[int, int]]:
 
     spans, line_start = [], body_start
     while line_start < body_end:
-        nl = text.find("\n", line_start, body_end)
-        line_end = nl + 1 if nl >= 0 else body_end  # include the newline
+        newline = text.find("\n", line_start, body_end)
+        line_end = newline + 1 if newline >= 0 else body_end  # include the newline
         if text[line_start:line_end].strip():
             first = line_start + (len(text[line_start:line_end]) - len(text[line_start:line_end].lstrip()))
-            a, b = token_at(first), token_at(line_end - 1) + 1
-            if not spans or a >= spans[-1][1]:
-                spans.append((a, b))
+            start, end = token_at(first), token_at(line_end - 1) + 1
+            if not spans or start >= spans[-1][1]:
+                spans.append((start, end))
         line_start = line_end
     return spans
 
