@@ -1,16 +1,27 @@
-"""The config's ranges, one entry per key: the table `gfpo_bench/validation.py` checks a run against.
+"""The rule book: every range and every rule across keys of the config, written once.
 
 `RULES` maps a key of the composed config to its type and range (`Num`, `Choice`, `Bool`);
 `PAIRING_RULES` apply to every pairing config (`pairing`, and each stage of a `schedule`),
 `STAGE_RULES` to each schedule stage. A key a config does not have is skipped, so one table serves
 every option of a group. A comment or `hint` says why a bound is where it is when that is not obvious.
+The rules over several keys that a constructor can also see (`positive_lambda_needs_reference`, ...)
+are functions of the values, below the table.
+
+Two callers, one wording: `gfpo_bench/validation.py` checks a composed config against the book before
+anything is built, and each constructor that takes one of these values checks it with `require(key,
+value)` (a rule over several keys: `require_rule(rule, *values)`), so an object built from Python
+refuses the same values with the same `ConfigError` line, `<key>=<value>: <problem> (<hint>)`.
+tests/test_rule_book.py fails when a constructor writes a rule of the book out by hand again.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from gfpo_bench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,7 @@ RULES: dict[str, Rule] = {
     "model.max_len": COUNT,
     "model.threads": Num(ge=1, integer=True, null=True),
     "model.dtype": Choice(("float32", "bfloat16", "float16")),
+    "model.lora.r": Num(ge=0, integer=True, hint="adapter rank; 0: no adapters"),
     "model.sft.steps": COUNT,
     "model.sft.batch_size": COUNT,
     "model.sft.lr": Num(gt=0),
@@ -163,3 +175,97 @@ STAGE_RULES: dict[str, Rule] = {
     "start_step": Num(ge=0, integer=True),
     "start_tokens_frac": Num(gt=0, le=1, null=True, hint="a fraction of budget.max_tokens"),
 }
+
+
+def rule_for(key: str) -> Rule:
+    """The rule of a full config key: "loss.beta"; a pairing knob under any prefix ("pairing.eps",
+    "schedule.second.pairing.eps"); a stage knob ("schedule.second.start_step")."""
+    if key in RULES:
+        return RULES[key]
+    head, _, last = key.rpartition(".")
+    if (head == "pairing" or head.endswith(".pairing")) and last in PAIRING_RULES:
+        return PAIRING_RULES[last]
+    if head.startswith("schedule.") and head.count(".") == 1 and last in STAGE_RULES:
+        return STAGE_RULES[last]
+    raise KeyError(f"{key!r} has no rule in gfpo_bench/config_schema.py")
+
+
+def show(v: Any) -> str:
+    """A value as it is written on the command line: null, true, 'text', 0.5."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def violation(key: str, value: Any, rule: Rule | None = None) -> str | None:
+    """The one line that says `value` breaks the rule of `key`, or None if it keeps it."""
+    rule = rule or rule_for(key)
+    problem = rule.problem(value)
+    if problem is None:
+        return None
+    return f"{key}={show(value)}: {problem}" + (f" ({rule.hint})" if rule.hint else "")
+
+
+def require(key: str, value: Any, rule: Rule | None = None) -> Any:
+    """`value` if it keeps the rule of `key` (see `rule_for`), else `ConfigError(violation(...))`.
+
+    >>> require("reward.noise", 0.1)
+    0.1
+    >>> require("reward.noise", 1.5)
+    Traceback (most recent call last):
+    ...
+    gfpo_bench.errors.ConfigError: reward.noise=1.5: must be in [0, 1] (the probability of flipping a path's R_final)
+    """
+    message = violation(key, value, rule)
+    if message:
+        raise ConfigError(message)
+    return value
+
+
+# ---- rules over several keys that a constructor also holds the values of: each returns what is
+# wrong (one line, naming the keys) or None. validation.py applies them to the composed config.
+def positive_lambda_needs_reference(positive_lambda: float, use_reference: bool) -> str | None:
+    """loss.positive_lambda > 0 (the DPO-Positive penalty) needs loss.use_reference."""
+    if positive_lambda > 0 and not use_reference:
+        return (
+            "loss.positive_lambda needs loss.use_reference=true (the DPO-Positive penalty keeps the "
+            "better path above the reference; or set loss.positive_lambda=0)"
+        )
+    return None
+
+
+def branch_leaves_room(k: int, roots: int, siblings: int | None) -> str | None:
+    """sampler=branch without a fixed `siblings`: the k paths are `roots` roots plus continuations."""
+    if siblings is None and k <= roots:
+        return (
+            f"sampler.k={k} leaves no room for continuations of sampler.roots={roots}: raise k or lower roots"
+        )
+    return None
+
+
+def token_fraction_needs_budget(
+    stage: str, start_tokens_frac: float | None, max_tokens: int | None
+) -> str | None:
+    """A schedule stage that starts at a fraction of budget.max_tokens needs that budget."""
+    if start_tokens_frac is not None and max_tokens is None:
+        return (
+            f"schedule.{stage}.start_tokens_frac={show(start_tokens_frac)} needs budget.max_tokens "
+            "(a fraction of what?)"
+        )
+    return None
+
+
+CROSS_RULES: tuple[Callable[..., str | None], ...] = (
+    positive_lambda_needs_reference,
+    branch_leaves_room,
+    token_fraction_needs_budget,
+)
+
+
+def require_rule(rule: Callable[..., str | None], *values: Any) -> None:
+    """`ConfigError` with the message of a rule over several keys (one of `CROSS_RULES`) if it fails."""
+    message = rule(*values)
+    if message:
+        raise ConfigError(message)

@@ -31,6 +31,7 @@ import lightning as L
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.tasks.base import Task
 from gfpo_bench.types import Problem
 
@@ -92,8 +93,7 @@ class PromptDataModule(L.LightningDataModule):
 
     def __init__(self, task: Task, prompts_per_step: int, seed: int) -> None:
         super().__init__()
-        if prompts_per_step < 1:
-            raise ValueError(f"prompts_per_step must be >= 1, got {prompts_per_step}")
+        require("prompts_per_step", prompts_per_step)  # its range: config_schema.py
         self.task = task
         self.train_pool: list[Problem] = task.problems("train")  # also DAPO's refill source (module.py)
         self.order = PromptOrder(len(self.train_pool), prompts_per_step, seed)

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
+from gfpo_bench.config_schema import require
+
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import Logger
 
@@ -38,10 +40,9 @@ def resolve_wandb_mode(mode: str) -> str:
     """auto -> online with credentials, else offline. WANDB_MODE in the environment wins."""
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
+    require("logger.wandb.mode", mode)  # its choices: config_schema.py
     if mode == "auto":
         return "online" if wandb_credentials_present() else "offline"
-    if mode not in ("online", "offline", "disabled"):
-        raise ValueError(f"logger.wandb.mode must be auto, online, offline or disabled; got {mode!r}")
     return mode
 
 

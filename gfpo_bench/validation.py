@@ -1,16 +1,18 @@
 """Check a composed run config before anything is built: each mistake becomes one `ConfigError`.
 
-`validate(cfg)` and its table (`config_schema.py`) are the one place where the config's ranges live
-(no scattered checks in train.py). `gfpo-bench` calls it before the task data, the model or the
-trainer are built (and `train.run` calls it again, for callers that skip the CLI); `cli.py` turns
-its error into one line, `error: <what is wrong and what to do>`, exit 2. Layers, cheapest first,
-so a mistyped number is reported before torch is even imported:
+The config's ranges, and the rules over several keys that a constructor also holds, live in one
+rule book, `config_schema.py`; this module applies it to a composed config and the constructors
+apply it to their arguments (`require`), with the same words. `gfpo-bench` calls it before the task
+data, the model or the trainer are built (and `train.run` calls it again, for callers that skip the
+CLI); `cli.py` turns its error into one line, `error: <what is wrong and what to do>`, exit 2.
+Layers, cheapest first, so a mistyped number is reported before torch is even imported:
 
 1. `config_schema.py`: a table, config key -> type and range, written once. Keys a config does not
    have (a task without `teacher_slip`, sampler=independent without `roots`) are skipped.
-2. `CHECKS`: rules over several keys, and values that are legal but make the run useless (K=1 with a
-   pairwise strategy, all reward weights 0, `init_optimizer` without `init_from`).
-3. Dry construction of the objects whose constructors own their ranges, without a model: the task
+2. `CHECKS`: rules over several keys (those a constructor also checks come from `config_schema.py`),
+   and values that are legal but make the run useless (K=1 with a pairwise strategy, all reward
+   weights 0, `init_optimizer` without `init_from`).
+3. Dry construction of the objects, without a model, for what the table does not state: the task
    (`task.max_operands=1`), the named registries (pairing, sampler, branch rule, process reward),
    the pairing schedule, the reward and the loss. Their errors are reported with the config key.
 4. Files, checkpoints and hardware: the task's data files (the file and line of a malformed
@@ -33,7 +35,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gfpo_bench.config_schema import PAIRING_RULES, RULES, STAGE_RULES, Rule
+from gfpo_bench.config_schema import (
+    PAIRING_RULES,
+    RULES,
+    STAGE_RULES,
+    Rule,
+    branch_leaves_room,
+    positive_lambda_needs_reference,
+    token_fraction_needs_budget,
+    violation,
+)
 from gfpo_bench.errors import ConfigError
 
 _ABSENT = object()
@@ -46,27 +57,15 @@ def _get(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: {str(e).splitlines()[0]}") from None
 
 
-def _show(v: Any) -> str:
-    return (
-        "null"
-        if v is None
-        else repr(v)
-        if isinstance(v, str)
-        else str(v).lower()
-        if isinstance(v, bool)
-        else str(v)
-    )
-
-
 def _apply(cfg: DictConfig, rules: dict[str, Rule], prefix: str = "") -> None:
     for key, rule in rules.items():
         full = f"{prefix}{key}"
         v = _get(cfg, full)
         if v is _ABSENT:
             continue
-        problem = rule.problem(v)
-        if problem:
-            raise ConfigError(f"{full}={_show(v)}: {problem}" + (f" ({rule.hint})" if rule.hint else ""))
+        message = violation(full, v, rule)
+        if message:
+            raise ConfigError(message)
 
 
 def _pairing_prefixes(cfg: DictConfig) -> list[str]:
@@ -98,18 +97,12 @@ def pairwise_needs_two_paths(cfg: DictConfig) -> str | None:
 @check
 def branch_leaves_room_for_siblings(cfg: DictConfig) -> str | None:
     s = cfg.sampler
-    if "roots" not in s or s.get("siblings") is not None or s.k > s.roots:
-        return None
-    return (
-        f"sampler.k={s.k} leaves no room for continuations of sampler.roots={s.roots}: raise k or lower roots"
-    )
+    return branch_leaves_room(s.k, s.roots, s.get("siblings")) if "roots" in s else None
 
 
 @check
 def dpo_positive_needs_reference(cfg: DictConfig) -> str | None:
-    if cfg.loss.positive_lambda > 0 and not cfg.loss.use_reference:
-        return "loss.positive_lambda needs loss.use_reference=true (or set loss.positive_lambda=0)"
-    return None
+    return positive_lambda_needs_reference(cfg.loss.positive_lambda, cfg.loss.use_reference)
 
 
 @check
@@ -157,8 +150,9 @@ def completions_fit_the_context(cfg: DictConfig) -> str | None:
 def schedule_fraction_needs_budget(cfg: DictConfig) -> str | None:
     sched = cfg.get("schedule")
     for key in sched.stage_order if sched is not None else []:
-        if sched[key].get("start_tokens_frac") is not None and cfg.budget.max_tokens is None:
-            return f"schedule.{key}.start_tokens_frac needs budget.max_tokens (a fraction of what?)"
+        problem = token_fraction_needs_budget(key, sched[key].get("start_tokens_frac"), cfg.budget.max_tokens)
+        if problem:
+            return problem
     return None
 
 

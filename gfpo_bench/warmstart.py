@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.summary import RunSummary
 
@@ -201,8 +202,7 @@ def completed_summary(run_dir: Path) -> RunSummary | None:
 
 def resume_checkpoint(run_dir: Path, mode: str) -> str | None:
     """The checkpoint to resume from, or None to start fresh."""
-    if mode not in ("auto", "never"):
-        raise ConfigError(f"resume must be 'auto' or 'never', got {mode!r}")
+    require("resume", mode)  # its choices: config_schema.py
     last = run_dir / "checkpoints" / "last.ckpt"
     if mode == "never" or not last.exists():
         return None

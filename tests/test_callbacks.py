@@ -142,7 +142,7 @@ def test_old_extra_tasks_syntax_fails_with_the_new_one(tmp_path, overrides, mess
 
 def test_a_bad_constructor_argument_is_a_config_error_not_a_hydra_wrapper(tmp_path):
     cfg = compose_cfg(["callbacks.eval.sampled_n=-1"], tmp_path / "run")
-    with pytest.raises(ValueError, match=r"^callbacks.eval.sampled_n must be >= 0, got -1$"):
+    with pytest.raises(ConfigError, match=r"^callbacks\.eval\.sampled_n=-1: must be >= 0$"):
         instantiate_callbacks(cfg.callbacks)
 
 

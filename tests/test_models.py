@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gfpo_bench.errors import ModelLoadError
+from gfpo_bench.errors import ConfigError, ModelLoadError
 from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.tiny import build_tiny_model
 from gfpo_bench.models.tokenizer import build_char_tokenizer
@@ -38,7 +38,8 @@ def test_step_spans_cover_each_reasoning_line():
 def test_missing_model_path_is_one_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="model path not found"):
         load_model_and_tokenizer(str(tmp_path / "nope"))
-    with pytest.raises(ModelLoadError, match="model.dtype"):
+    dtype = r"^model\.dtype='float8': must be one of float32, bfloat16, float16$"  # config_schema.py's words
+    with pytest.raises(ConfigError, match=dtype):
         load_model_and_tokenizer(str(tmp_path), dtype="float8")
 
 

@@ -34,6 +34,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from gfpo_bench.callbacks import check_extra_tasks
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.evaluate import EvalResult, evaluate_policy
 from gfpo_bench.policies.model import ModelPolicy
@@ -109,14 +110,10 @@ class EvalCallback(L.Callback):
         sampled_n: int = 4,  # samples per problem at the sampler's temperature / top_p; 0: greedy only
         sample_seed: int = 1234,  # the evaluation's own sampling seed (same model -> same numbers)
     ) -> None:
-        if sampled_n < 0:
-            raise ValueError(f"callbacks.eval.sampled_n must be >= 0, got {sampled_n}")
-        if every_n_steps < 0:
-            raise ValueError(f"callbacks.eval.every_n_steps must be >= 0, got {every_n_steps}")
-        if batch_size < 1 or table_rows < 0:
-            raise ValueError(
-                f"callbacks.eval: batch_size must be >= 1 and table_rows >= 0, got {batch_size}, {table_rows}"
-            )
+        require("callbacks.eval.sampled_n", sampled_n)  # ranges: config_schema.py
+        require("callbacks.eval.every_n_steps", every_n_steps)
+        require("callbacks.eval.batch_size", batch_size)
+        require("callbacks.eval.table_rows", table_rows)
         check_extra_tasks(extra_tasks)
         self.extra_tasks: dict[str, Task] = dict((extra_tasks or {}).items())
         for name, t in self.extra_tasks.items():

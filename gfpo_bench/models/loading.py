@@ -18,6 +18,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ModelLoadError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -47,8 +48,7 @@ def check_round_trip(tok: PreTrainedTokenizerBase, name: str) -> None:
 def load_model_and_tokenizer(
     name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"model.dtype={dtype!r} is not one of {sorted(DTYPES)}")
+    require("model.dtype", dtype)  # the choices DTYPES maps: config_schema.py
     if _looks_local(name_or_path) and not Path(name_or_path).expanduser().is_dir():
         raise ModelLoadError(f"model path not found: {name_or_path}")
     path = str(Path(name_or_path).expanduser()) if _looks_local(name_or_path) else name_or_path

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -28,8 +29,7 @@ def apply_lora(model, cfg: DictConfig | None):
     `model` itself when r is 0 / the block is absent."""
     if cfg is None or not cfg.get("r"):
         return model
-    if cfg.r < 0:
-        raise ConfigError(f"model.lora.r must be >= 0, got {cfg.r}")
+    require("model.lora.r", cfg.r)  # its range: config_schema.py
     targets = cfg.get("target_modules", "all-linear")
     targets = OmegaConf.to_container(targets) if OmegaConf.is_config(targets) else targets
     peft_cfg = LoraConfig(

@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-from gfpo_bench.config_schema import require
 from gfpo_bench.analytics import pair_metrics
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.registry import Registry
 from gfpo_bench.types import Pairs, RewardOutput, Rollouts
@@ -62,7 +62,8 @@ class PairingStrategy(ABC):
                 f"pairing name {name!r} is the label of {registered.__name__}, not of {type(self).__name__}"
             )
         self.name = name  # the method's label in logs and summary.json
-        self.sft_coef = require("pairing.sft_coef", sft_coef)  # weight of the NLL term on the group's correct paths (0: off)
+        # weight of the NLL term on the group's correct paths (0: off); its range: config_schema.py
+        self.sft_coef = require("pairing.sft_coef", sft_coef)
 
     @abstractmethod
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:

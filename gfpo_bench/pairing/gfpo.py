@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.errors import ConfigError
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, check_cap, check_eps, divergence, informative
+from gfpo_bench.config_schema import require
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, divergence, informative
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
@@ -30,14 +30,10 @@ class GFPOPairing(PairingStrategy):
         sft_coef: float = 0.0,
     ) -> None:
         super().__init__(name, sft_coef)
-        if not (min_prefix_tokens >= 0 and 0 <= min_prefix_frac <= 1):
-            raise ConfigError(
-                f"pairing {name}: need min_prefix_tokens >= 0 and min_prefix_frac in [0, 1], "
-                f"got {min_prefix_tokens}, {min_prefix_frac}"
-            )
-        self.eps = check_eps(name, eps)
-        self.max_pairs_per_group = check_cap(name, max_pairs_per_group)
-        self.min_prefix_tokens, self.min_prefix_frac = min_prefix_tokens, min_prefix_frac
+        self.eps = require("pairing.eps", eps)  # ranges: config_schema.py PAIRING_RULES
+        self.max_pairs_per_group = require("pairing.max_pairs_per_group", max_pairs_per_group)
+        self.min_prefix_tokens = require("pairing.min_prefix_tokens", min_prefix_tokens)
+        self.min_prefix_frac = require("pairing.min_prefix_frac", min_prefix_frac)
 
     def shares_long_prefix(self, rollouts: Rollouts, i: int, j: int) -> tuple[bool, int]:
         prompt_len = int(rollouts.prompt_len[i])

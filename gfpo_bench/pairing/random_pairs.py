@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, cap, check_cap, check_eps, informative
+from gfpo_bench.config_schema import require
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, cap, informative
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
@@ -22,8 +23,8 @@ class RandomPairing(PairingStrategy):
         sft_coef: float = 0.0,
     ) -> None:
         super().__init__(name, sft_coef)
-        self.eps = check_eps(name, eps)
-        self.max_pairs_per_group = check_cap(name, max_pairs_per_group)
+        self.eps = require("pairing.eps", eps)  # ranges: config_schema.py PAIRING_RULES
+        self.max_pairs_per_group = require("pairing.max_pairs_per_group", max_pairs_per_group)
 
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         r = rewards.total.tolist()

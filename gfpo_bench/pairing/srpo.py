@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, cap, check_cap
+from gfpo_bench.config_schema import require
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, cap
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
@@ -22,7 +23,7 @@ class SRPOPairing(PairingStrategy):
         self, name: str = "srpo", max_pairs_per_group: int | None = 4, sft_coef: float = 0.0
     ) -> None:
         super().__init__(name, sft_coef)
-        self.max_pairs_per_group = check_cap(name, max_pairs_per_group)
+        self.max_pairs_per_group = require("pairing.max_pairs_per_group", max_pairs_per_group)
 
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         # the observed final reward (noised when reward.noise > 0), not the hidden raw correctness

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 
-from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, check_eps
+from gfpo_bench.config_schema import require
+from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy
 from gfpo_bench.types import RewardOutput, Rollouts
 
 
@@ -16,7 +17,7 @@ class Top2Pairing(PairingStrategy):
 
     def __init__(self, name: str = "top2", eps: float = 1e-6, sft_coef: float = 0.0) -> None:
         super().__init__(name, sft_coef)
-        self.eps = check_eps(name, eps)
+        self.eps = require("pairing.eps", eps)  # its range: config_schema.py PAIRING_RULES
 
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
         r = rewards.total.tolist()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import RunFault
 from gfpo_bench.rewards.process import PROCESS_REWARDS
 from gfpo_bench.tasks.base import Score, Task
@@ -64,11 +65,8 @@ class Reward:
             RewardWeights(**weights) if isinstance(weights, Mapping) else (weights or RewardWeights())
         )
         self.process_fn = PROCESS_REWARDS.get(process)
-        if wrong_final not in (0.0, -1.0):
-            raise ValueError(f"reward.wrong_final must be 0 or -1, got {wrong_final}")
-        if not 0.0 <= noise <= 1.0:
-            raise ValueError(f"reward.noise must be in [0, 1], got {noise}")
-        self.wrong_final, self.noise = wrong_final, noise
+        self.wrong_final = require("reward.wrong_final", wrong_final)  # ranges: config_schema.py
+        self.noise = require("reward.noise", noise)
         self.gen = torch.Generator().manual_seed(seed)
         self.faults = 0  # completions whose checker or verifier raised, over the run
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import PromptTooLongError
 from gfpo_bench.models.logprobs import pad_right
 from gfpo_bench.models.prompting import PromptFormatter, encode_completion, encode_prompt
@@ -34,14 +35,8 @@ class GenerationConfig:
     max_new_tokens: int = 48
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.max_new_tokens < 1:
-            raise ValueError(
-                f"sampler.k and sampler.max_new_tokens must be >= 1, got {self.k}, {self.max_new_tokens}"
-            )
-        if not self.temperature > 0 or not 0 < self.top_p <= 1:
-            raise ValueError(
-                f"sampler.temperature must be > 0 and sampler.top_p in (0, 1], got {self.temperature}, {self.top_p}"
-            )
+        for key in ("k", "temperature", "top_p", "max_new_tokens"):  # ranges: config_schema.py
+            require(f"sampler.{key}", getattr(self, key))
 
 
 class Sampler(ABC):

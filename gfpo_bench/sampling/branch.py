@@ -39,7 +39,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from gfpo_bench.checkers.steps import first_wrong_step
-from gfpo_bench.errors import ConfigError
+from gfpo_bench.config_schema import branch_leaves_room, require, require_rule
 from gfpo_bench.models.generation import cut_at_eos
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.registry import Registry
@@ -192,13 +192,10 @@ class BranchSampler(Sampler):
         **generation,  # k, temperature, top_p, max_new_tokens (sampling/base.py GenerationConfig)
     ) -> None:
         super().__init__(tokenizer, formatter, max_context, **generation)
-        gen = self.gen
-        if roots < 1 or branches < 1 or (siblings is not None and siblings < 1):
-            raise ConfigError(
-                f"sampler=branch: roots, branches, siblings must be >= 1, got {roots}, {branches}, {siblings}"
-            )
-        if siblings is None and gen.k <= roots:
-            raise ConfigError(f"sampler=branch: k={gen.k} leaves no room for continuations of {roots} roots")
+        require("sampler.roots", roots)  # the ranges and the rule across keys: config_schema.py
+        require("sampler.branches", branches)
+        require("sampler.siblings", siblings)
+        require_rule(branch_leaves_room, self.gen.k, roots, siblings)
         self.roots, self.branches, self.siblings = roots, branches, siblings
         self.rule = BRANCH_RULES.get(branch_at)()
         self.reuse_prefix = reuse_prefix

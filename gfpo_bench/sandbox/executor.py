@@ -56,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.sandbox._pipes import OUTPUT_LIMIT as OUTPUT_LIMIT  # re-export: the output bound
 from gfpo_bench.sandbox._pipes import close_quietly, communicate, kill_group
 
@@ -143,8 +144,8 @@ def execute(code: str, timeout_s: float, memory_mb: int = 512) -> ExecResult:
     >>> execute("import sys; sys.exit(0); assert False", timeout_s=5).status
     'error'
     """
-    if timeout_s <= 0 or memory_mb <= 0:
-        raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
+    require("task.timeout_s", timeout_s)  # the task's limits; their ranges: config_schema.py
+    require("task.memory_mb", memory_mb)
     for attempt in range(RESTARTS + 1):
         try:
             return _execute_once(code, timeout_s, memory_mb)

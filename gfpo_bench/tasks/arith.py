@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.tasks.base import Score, Split
 from gfpo_bench.tasks.format import parse_completion, render_completion
 from gfpo_bench.tasks.synthetic import Draw, SyntheticTask
@@ -62,10 +63,8 @@ class ArithTask(SyntheticTask):
             )
         if digits < 1 or not ops or set(ops) - set(_OPS):
             raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
-        if not 0.0 <= teacher_slip <= 1.0:
-            raise ValueError(f"arith: teacher_slip must be in [0, 1], got {teacher_slip}")
         self.digits, self.ops = digits, ops
-        self.teacher_slip = teacher_slip
+        self.teacher_slip = require("task.teacher_slip", teacher_slip)  # range: config_schema.py
         self.min_operands, self.max_operands = min_operands, max_operands
 
     # --- generation -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,7 @@ def seeded_split(n: int, val_size: int, seed: int) -> tuple[list[int], list[int]
     >>> seeded_split(6, 2, seed=0)
     ([0, 1, 3, 5], [2, 4])
     """
-    if val_size < 0:
-        raise ValueError(f"val_size must be >= 0, got {val_size}")
+    require("task.val_size", val_size)  # range: config_schema.py
     order = list(range(n))
     random.Random(seed).shuffle(order)
     val = sorted(order[:val_size])
@@ -140,7 +140,7 @@ def seeded_split(n: int, val_size: int, seed: int) -> tuple[list[int], list[int]
 
 
 def take(items: list, limit: int | None) -> list:
-    """The first `limit` items (all when None)."""
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    """The first `limit` items (all when None); `task.limit`'s rule (>= 1: 0 would take nothing,
+    and an empty split is refused anyway)."""
+    require("task.limit", limit)
     return items if limit is None else items[:limit]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.sandbox import execute_many
 from gfpo_bench.tasks.base import Score, Task
 from gfpo_bench.tasks.format import parse_completion, strip_code_fence
@@ -28,9 +29,10 @@ class CodeTask(Task):
     kind: Literal["math", "code"] = "code"
 
     def __init__(self, timeout_s: float = 5.0, memory_mb: int = 512, workers: int = 2) -> None:
-        self.timeout_s = timeout_s  # wall-clock limit per program (program + its tests)
-        self.memory_mb = memory_mb  # address-space limit per program
-        self.workers = workers  # programs executed concurrently
+        # ranges: config_schema.py
+        self.timeout_s = require("task.timeout_s", timeout_s)  # wall-clock limit per program (+ its tests)
+        self.memory_mb = require("task.memory_mb", memory_mb)  # address-space limit per program
+        self.workers = require("task.workers", workers)  # programs executed concurrently
 
     def program_for(self, problem: Problem, completion: str) -> str | None:
         """The program a completion proposes: its answer block without a code fence; None if absent."""

@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.tasks.base import Split, require_nonempty
 from gfpo_bench.tasks.bench_data import (
     check_split,
@@ -77,6 +78,8 @@ class HumanEvalTask(CodeTask):
         workers: int = 2,
     ) -> None:
         super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+        require("task.val_size", val_size)  # ranges: config_schema.py
+        require("task.limit", limit)
         self.val_size, self.seed, self.limit = val_size, seed, limit
         self._cache: dict[str, list[Problem]] = {}
 
@@ -164,7 +167,8 @@ class MBPPTask(CodeTask):
         if variant not in _MBPP_FILES:
             raise ValueError(f"mbpp: unknown variant {variant!r}; valid: {', '.join(_MBPP_FILES)}")
         super().__init__(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
-        self.variant, self.path, self.hub_name, self.limit = variant, path, hub_name, limit
+        self.variant, self.path, self.hub_name = variant, path, hub_name
+        self.limit = require("task.limit", limit)  # range: config_schema.py
         self._by_split: dict[str, list[Problem]] | None = None
 
     def _load_all(self) -> dict[str, list[Problem]]:

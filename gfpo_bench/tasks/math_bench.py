@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gfpo_bench.checkers.answers import answers_match
 from gfpo_bench.checkers.equations import check_equation_step, strip_calc_annotations
+from gfpo_bench.config_schema import require
 from gfpo_bench.tasks.base import Score, Split, Task, require_nonempty
 from gfpo_bench.tasks.bench_data import (
     check_split,
@@ -46,6 +47,8 @@ class _MathBenchTask(Task):
     kind = "math"
 
     def __init__(self, val_size: int, seed: int, limit: int | None) -> None:
+        require("task.val_size", val_size)  # ranges: config_schema.py
+        require("task.limit", limit)
         self.val_size, self.seed, self.limit = val_size, seed, limit
         self._cache: dict[str, list[Problem]] = {}
         self._pools: dict[str, list[Problem]] = {}  # whole upstream files, before splitting

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from gfpo_bench.config_schema import require
 from gfpo_bench.tasks.base import Split, Task, require_nonempty
 from gfpo_bench.types import Problem
 
@@ -43,9 +44,8 @@ class SyntheticTask(Task):
 
     def __init__(self, seed: int, n_train: int, n_val: int, n_test: int) -> None:
         sizes = {"train": n_train, "val": n_val, "test": n_test}
-        small = {k: v for k, v in sizes.items() if v < 1}
-        if small:
-            raise ValueError(f"{self.name}: split sizes must be >= 1, got {small}")
+        for split, size in sizes.items():  # ranges: config_schema.py
+            require(f"task.n_{split}", size)
         self.seed = seed
         self.sizes: dict[str, int] = sizes
         self._cache: dict[str, list[Problem]] = {}
