@@ -245,10 +245,15 @@ def test_every_pairing_strategy_takes_branch_rollouts(batch, env, strategy):
     cfg, task, model, tok, fmt = env
     _, r, _ = batch
     rewards = Reward()(task, r)
-    pairs = build_pairing(strategy)(r, rewards, random.Random(0))
+    method = build_pairing(strategy)
+    pairs = method(r, rewards, random.Random(0))
+    logp = token_logprobs(model, r.tokens, r.attention_mask)
+    if method.objective is not None:  # grpo: advantages on every path, its own loss
+        assert torch.equal(pairs.paths(), torch.arange(r.n))
+        assert torch.isfinite(method.objective(logp, None, r.completion_mask, pairs.advantages).loss)
+        return
     assert torch.equal(r.group[pairs.better], r.group[pairs.worse])
     if strategy == "gfpo":
         assert pairs.m > 0 and (pairs.prefix_frac > 0).all()
-    logp = token_logprobs(model, r.tokens, r.attention_mask)
     out = PairwiseLoss()(logp, None, r.completion_mask, pairs, sft_coef=0.1)
     assert torch.isfinite(out.loss)
