@@ -139,6 +139,7 @@ RULES: dict[str, Rule] = {
     "model.max_len": COUNT,
     "model.threads": Num(ge=1, integer=True, null=True),
     "model.dtype": Choice(("float32", "bfloat16", "float16")),
+    "model.warm_start": Choice(("shipped", "build"), hint="shipped: the package's reference warm start"),
     "model.lora.r": Num(ge=0, integer=True, hint="adapter rank; 0: no adapters"),
     "model.sft.steps": COUNT,
     "model.sft.batch_size": COUNT,
@@ -170,6 +171,13 @@ PAIRING_RULES: dict[str, Rule] = {
     "sft_coef": Num(ge=0),
     "min_prefix_tokens": Num(ge=0, integer=True),
     "min_prefix_frac": Num(ge=0, le=1),
+    # grpo (gfpo_bench/grpo.py)
+    "scale_std": Bool(hint="false with aggregation=constant: Dr. GRPO"),
+    "aggregation": Choice(("sequence", "token", "constant")),
+    "kl_coef": Num(ge=0, hint="0: no reference pass"),
+    "clip_eps_low": Num(gt=0, lt=1),
+    "clip_eps_high": Num(gt=0),
+    "max_new_tokens": COUNT,
 }
 STAGE_RULES: dict[str, Rule] = {
     "start_step": Num(ge=0, integer=True),

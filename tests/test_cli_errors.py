@@ -105,7 +105,7 @@ CASES = [
     (
         "pairing",
         ["pairing.name=nope"],
-        "unknown pairing strategy 'nope'; valid: dapo, gfpo, random, srpo, top2, vapo",
+        "unknown pairing strategy 'nope'; valid: dapo, gfpo, grpo, random, srpo, top2, vapo",
     ),
     ("process", ["reward.process=oracle"], "unknown process reward 'oracle'"),
     ("stage", ["stage=pretrain"], "stage='pretrain': must be one of rl, sft"),

@@ -9,10 +9,9 @@ Names follow the project's source text, not the published papers with the same a
 module's docstring says what it takes from which paper and where it departs.
 """
 
+from gfpo_bench import grpo  # noqa: F401, E402  (registers 'grpo': the method that makes no pairs; grpo.py)
 from gfpo_bench.pairing import dapo, gfpo, random_pairs, srpo, top2, vapo  # noqa: F401  (register)
 from gfpo_bench.pairing.base import PAIRINGS, PairingStrategy, annotate
-
-from gfpo_bench import grpo  # noqa: F401, E402  (registers 'grpo': the method that makes no pairs; grpo.py)
 
 __all__ = ["PAIRINGS", "PairingStrategy", "annotate", "build_pairing"]
 

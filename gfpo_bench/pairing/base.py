@@ -53,7 +53,9 @@ class PairingStrategy(ABC):
     with `hydra.utils.instantiate`). Each subclass takes exactly the knobs its `select` uses."""
 
     dynamic_sampling: bool = False  # drop groups with no correctness spread and refill (DAPO)
-    objective = None  # the loss that reads this method's signal; None: the shared pairwise loss (grpo.py has its own)
+    objective = (
+        None  # the loss that reads this method's signal; None: the shared pairwise loss (grpo.py has its own)
+    )
 
     def __init__(self, name: str, sft_coef: float = 0.0) -> None:
         registered = PAIRINGS.get(name)  # an unknown name lists the valid ones

@@ -17,7 +17,7 @@ wrong on nearly every problem that needs a carry (~41%), while sampling still fi
 40% of the time. That is the regime RL from a verifier can fix, and fix step by step (the first
 wrong step is the carry), which is what the pairing strategies compete on. It departs from a clean
 imitation warm start on purpose: with clean references, a half-trained warm start's errors are
-gaps in knowledge that RL at this scale does not fill (README, "Learning"). `teacher_slip=0`
+gaps in knowledge that RL at this scale does not fill (docs/results.md, "Learning"). `teacher_slip=0`
 restores the clean teacher.
 """
 
