@@ -1,6 +1,7 @@
 # python scripts/grpo_vs_trl.py                          # the grid: 2 lrs x 3 seeds x (gfpo-bench grpo, TRL), 2 at a time
+# python scripts/grpo_vs_trl.py --methods srpo,vapo      # the same grid for gfpo-bench's pairwise strategies
 # python scripts/grpo_vs_trl.py --report                 # the table from the results already written
-# python scripts/grpo_vs_trl.py --side trl --lr 1e-4 --seed 0   # one run
+# python scripts/grpo_vs_trl.py --side trl --lr 1e-4 --seed 0   # one run (--side: trl or a pairing= option)
 """gfpo-bench's GRPO against TRL's GRPOTrainer on the same work, to the same token budget.
 
 Same warm start (the shipped default), same prompts (arith's training split, as gfpo-bench formats
@@ -62,10 +63,10 @@ def score(model_dir: Path) -> dict[str, float]:
     }
 
 
-def run_ours(lr: str, seed: int, max_tokens: int, out: Path) -> dict:
-    run_dir = out / f"ours-lr{lr}-s{seed}"
+def run_ours(method: str, lr: str, seed: int, max_tokens: int, out: Path) -> dict:
+    run_dir = out / f"{method}-lr{lr}-s{seed}"
     cmd = [
-        sys.executable, "-m", "gfpo_bench.cli", "pairing=grpo", f"optim.lr={lr}", f"seed={seed}",
+        sys.executable, "-m", "gfpo_bench.cli", f"pairing={method}", f"optim.lr={lr}", f"seed={seed}",
         f"budget.max_tokens={max_tokens}", "trainer.max_steps=100000", "logger=csv",
         "callbacks.eval.every_n_steps=0", "callbacks.eval.at_start=false", "callbacks.eval.sampled_n=0",
         "callbacks.eval.max_problems=50", f"hydra.run.dir={run_dir}", "resume=never",
@@ -139,7 +140,9 @@ def one(side: str, lr: str, seed: int, max_tokens: int, out: Path) -> dict:
     result_file = out / f"{side}-lr{lr}-s{seed}.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
-    result = (run_ours if side == "ours" else run_trl)(lr, seed, max_tokens, out)
+    result = (
+        run_trl(lr, seed, max_tokens, out) if side == "trl" else run_ours(side, lr, seed, max_tokens, out)
+    )
     result.update(side=side, lr=lr, seed=seed, max_tokens=max_tokens)
     result_file.write_text(json.dumps(result, indent=2))
     return result
@@ -162,7 +165,9 @@ def report(out: Path) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     best = {}
-    for side in ("ours", "trl"):
+    sides = ["grpo", "trl"] + sorted({r["side"] for r in rows} - {"grpo", "trl"})
+    names = {"grpo": "gfpo-bench grpo", "trl": "TRL GRPOTrainer"}
+    for side in sides:
         for lr in LRS:
             runs = [r for r in rows if r["side"] == side and r["lr"] == lr]
             if not runs:
@@ -173,32 +178,44 @@ def report(out: Path) -> str:
             )
             steps = statistics.median(r["steps"] for r in runs)
             lines.append(
-                f"| {'gfpo-bench grpo' if side == 'ours' else 'TRL GRPOTrainer'} | {lr} | {len(runs)} | {steps:.0f} "
+                f"| {names.get(side, 'gfpo-bench ' + side)} | {lr} | {len(runs)} | {steps:.0f} "
                 f"| {val[0]:.1%} ± {val[1]:.1%} | {test[0]:.1%} ± {test[1]:.1%} |"
             )
             if side not in best or val[0] > best[side][1]:
                 best[side] = (lr, val[0], [r["test_accuracy"] for r in runs])
     text = "\n".join(lines)
-    if len(best) == 2:
-        from scipy import stats
+    from scipy import stats
 
-        (lr_o, _, ours), (lr_t, _, theirs) = best["ours"], best["trl"]
-        p = (
-            stats.ttest_ind(ours, theirs, equal_var=False).pvalue
-            if len(ours) > 1 and len(theirs) > 1
-            else float("nan")
-        )
-        text += (
-            f"\n\nChosen on val: gfpo-bench lr {lr_o}, TRL lr {lr_t}. Test at those: "
-            f"{statistics.mean(ours):.1%} vs {statistics.mean(theirs):.1%} "
-            f"(difference {statistics.mean(ours) - statistics.mean(theirs):+.1%}, Welch two-sided p = {p:.2f})."
-        )
+    for lr in LRS:  # the implementation check: the same method and lr on both sides
+        ours = [r["test_accuracy"] for r in rows if r["side"] == "grpo" and r["lr"] == lr]
+        theirs = [r["test_accuracy"] for r in rows if r["side"] == "trl" and r["lr"] == lr]
+        if min(len(ours), len(theirs)) > 1:
+            p = stats.ttest_ind(ours, theirs, equal_var=False).pvalue
+            text += (
+                f"\n\nlr {lr}: gfpo-bench grpo {statistics.mean(ours):.1%} vs TRL {statistics.mean(theirs):.1%} on "
+                f"test (difference {statistics.mean(ours) - statistics.mean(theirs):+.1%}, Welch two-sided p = {p:.2g})."
+            )
+    if "grpo" in best:
+        lr_g, _, grpo = best["grpo"]
+        text += "\n\nEach method at the lr chosen on val; test accuracy against gfpo-bench's grpo at its own:"
+        for side in sides:
+            if side == "grpo" or side not in best:
+                continue
+            lr_s, _, other = best[side]
+            enough = min(len(other), len(grpo)) > 1
+            p = stats.ttest_ind(other, grpo, equal_var=False).pvalue if enough else float("nan")
+            text += (
+                f"\n- {names.get(side, 'gfpo-bench ' + side)} (lr {lr_s}) {statistics.mean(other):.1%} vs grpo "
+                f"(lr {lr_g}) {statistics.mean(grpo):.1%}: difference "
+                f"{statistics.mean(other) - statistics.mean(grpo):+.1%}, Welch two-sided p = {p:.2g}"
+            )
     return text
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--side", choices=("ours", "trl"))
+    ap.add_argument("--side", help="trl, or a gfpo-bench pairing= option (grpo, srpo, ...)")
+    ap.add_argument("--methods", default="grpo,trl", help="the grid's sides, comma-separated")
     ap.add_argument("--lr", default="1e-4")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-tokens", type=int, default=200_000)
@@ -212,7 +229,7 @@ def main() -> None:
         print(json.dumps(one(args.side, args.lr, args.seed, args.max_tokens, args.out)))
         return
     if not args.report:
-        grid = [(side, lr, seed) for seed in SEEDS for lr in LRS for side in ("trl", "ours")]
+        grid = [(side, lr, seed) for seed in SEEDS for lr in LRS for side in args.methods.split(",")]
         cmd = [sys.executable, __file__, "--max-tokens", str(args.max_tokens), "--out", str(args.out)]
 
         def child(job):
