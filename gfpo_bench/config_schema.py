@@ -124,6 +124,7 @@ RULES: dict[str, Rule] = {
     "reward.weights.format": Num(),
     "reward.wrong_final": Choice((0.0, -1.0)),
     "reward.noise": Num(ge=0, le=1, hint="the probability of flipping a path's R_final"),
+    "reward.process_noise": Num(ge=0, le=1, hint="the probability of flipping the sign of a step's score"),
     "task.n_train": COUNT,
     "task.n_val": COUNT,
     "task.n_test": COUNT,
@@ -169,6 +170,7 @@ PAIRING_RULES: dict[str, Rule] = {
     "eps": Num(ge=0),
     "max_pairs_per_group": Num(ge=1, integer=True, null=True, hint="null: every pair"),
     "sft_coef": Num(ge=0),
+    "prefix_rule": Choice(("lineage", "fraction"), hint="gfpo's pairs: gfpo_bench/pairing/gfpo.py"),
     "min_prefix_tokens": Num(ge=0, integer=True),
     "min_prefix_frac": Num(ge=0, le=1),
     # grpo (gfpo_bench/grpo.py)

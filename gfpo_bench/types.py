@@ -85,8 +85,16 @@ class RewardOutput:
     process: Tensor  # [N] float
     format: Tensor  # [N] float
     total: Tensor  # [N] float
-    correct: Tensor  # [N] bool, raw correctness of the final answer (DAPO's dynamic sampling uses it)
-    step_scores: list[list[int]]  # [N][S_i] per-step verifier scores r_t in {-1, 0, +1}
+    correct: Tensor  # [N] bool, raw correctness of the final answer, before reward noise (metrics only)
+    step_scores: list[list[int]]  # [N][S_i] per-step scores r_t in {-1, 0, +1} as R_process read them
+    # (after reward.process_noise)
+
+    @property
+    def observed_correct(self) -> Tensor:
+        """[N] bool, the verdict the trainer sees: R_final > 0.5, flipped where reward.noise flipped it.
+        Every consumer of right vs wrong reads this (srpo's pairs, DAPO's dynamic sampling and NLL
+        targets), so a noisy-reward run is noisy for every method alike; `correct` is for metrics."""
+        return self.final > 0.5
 
     def metrics(self, prefix: str = "train/reward") -> dict[str, float]:
         return {

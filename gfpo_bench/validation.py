@@ -113,6 +113,16 @@ def rewards_can_differ(cfg: DictConfig) -> str | None:
 
 
 @check
+def process_noise_reaches_the_reward(cfg: DictConfig) -> str | None:
+    if cfg.reward.get("process_noise", 0) > 0 and cfg.reward.process == "majority":
+        return (
+            f"reward.process_noise={cfg.reward.process_noise} flips step scores, which "
+            "reward.process=majority never reads: use reward.process=verifier, or process_noise=0"
+        )
+    return None
+
+
+@check
 def init_optimizer_needs_init_from(cfg: DictConfig) -> str | None:
     if cfg.get("init_optimizer") and not cfg.get("init_from"):
         return "init_optimizer=true needs init_from=<run dir or .ckpt> to take the optimizer state from"

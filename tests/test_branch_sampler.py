@@ -257,3 +257,30 @@ def test_every_pairing_strategy_takes_branch_rollouts(batch, env, strategy):
         assert pairs.m > 0 and (pairs.prefix_frac > 0).all()
     out = PairwiseLoss()(logp, None, r.completion_mask, pairs, sft_coef=0.1)
     assert torch.isfinite(out.loss)
+
+
+def test_gfpo_lineage_rule_on_sampled_siblings(batch, env):
+    """On real branched rollouts: every sibling pair of one root that differs in reward is a candidate
+    under prefix_rule=lineage (the sampler built it to split at or after the cut), and split there;
+    lineage finds every pair `fraction` finds, and more (the early cuts)."""
+    from gfpo_bench.pairing.base import divergence, informative
+    from gfpo_bench.pairing.gfpo import lineage_cut
+
+    _, r, _ = batch
+    task = env[1]
+    rewards = Reward()(task, r)
+    lineage = build_pairing("gfpo", max_pairs_per_group=None)
+    fraction = build_pairing("gfpo", prefix_rule="fraction", max_pairs_per_group=None)
+    by_lineage = set(lineage.select(r, rewards, random.Random(0)))
+    by_fraction = set(fraction.select(r, rewards, random.Random(0)))
+    assert by_fraction <= by_lineage and len(by_lineage) > len(by_fraction)
+    total = rewards.total.tolist()
+    siblings = 0
+    for idx in r.group_indices():
+        for better, worse in informative(idx, total, lineage.eps):
+            cut = lineage_cut(r, better, worse)
+            if cut is not None:
+                siblings += 1
+                assert divergence(r, better, worse) >= cut
+                assert (better, worse) in by_lineage
+    assert siblings > 0

@@ -53,14 +53,35 @@ def test_divergence_position_step_and_prefix_fraction(rollouts):
     assert pairs.prefix_frac.tolist() == pytest.approx([0.6, 0.85, 0.25, 0.0])
 
 
-def test_gfpo_keeps_only_long_shared_prefixes(rollouts):
+@pytest.mark.parametrize("prefix_rule", ["fraction", "lineage"])
+def test_gfpo_keeps_only_long_shared_prefixes(rollouts, prefix_rule):
     rewards = Reward()(ArithTask(), rollouts)
-    strategy = GFPOPairing(min_prefix_tokens=4, min_prefix_frac=0.2, max_pairs_per_group=None)
+    strategy = GFPOPairing(
+        prefix_rule=prefix_rule, min_prefix_tokens=4, min_prefix_frac=0.2, max_pairs_per_group=None
+    )
     chosen = strategy.select(rollouts, rewards, random.Random(0))
     # R: GOOD 1.7, WRONG_STEP 0.2 (process mean(1, -1) = 0), WRONG_ANSWER 0.7, NO_STEPS_A 1.0, B 0.0.
-    # The no-step pair shares 1 token and GOOD vs NO_STEPS 0: not gfpo pairs; GOOD vs GOOD: no gap
+    # The no-step pair shares 1 token and GOOD vs NO_STEPS 0: not gfpo pairs under either rule (lineage:
+    # no step opens); GOOD vs GOOD: no gap
     assert set(chosen) == {(0, 1), (0, 2), (5, 1), (5, 2), (2, 1)}
     assert chosen[:2] in ([(0, 2), (5, 2)], [(5, 2), (0, 2)])  # longest shared prefix (17) first
+
+
+def test_gfpo_lineage_wants_the_first_step_opened_together():
+    """Independent paths under prefix_rule=lineage: a split inside step 0 (its opening "1+2=" shared)
+    passes; a split at step 0's first token does not, however many tokens came before it."""
+    tok, task = build_char_tokenizer(), ArithTask()
+    p = Problem("hand/0", "1+2+4=?", "7", GOOD, meta={"nums": [1, 2, 4], "ops": ["+", "+"]})
+    result_wrong = "<think>\n1+2=4\n4+4=8\n</think>\n<answer>8</answer>"  # splits at completion token 6
+    order_swapped = "<think>\n2+1=3\n3+4=8\n</think>\n<answer>8</answer>"  # splits at token 2, step 0's start
+    r = rollouts_from_texts(tok, PromptFormatter(), task, [p], [[GOOD, result_wrong, order_swapped]])
+    assert r.step_spans[0][0] == (10, 16)  # step 0 opens at completion token 2
+    rewards = Reward()(task, r)
+    lineage = GFPOPairing(min_prefix_tokens=0, max_pairs_per_group=None)
+    # path 2 parts from both others at step 0's first token
+    assert sorted(lineage.select(r, rewards, random.Random(0))) == [(0, 1)]
+    fraction = GFPOPairing(prefix_rule="fraction", min_prefix_tokens=0, max_pairs_per_group=None)
+    assert fraction.select(r, rewards, random.Random(0)) == []  # 6/20 and 2/20 of a completion < 0.5
 
 
 def loss_and_grad(rollouts, form: str, pairs):

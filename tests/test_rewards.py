@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers import TASK, comp, problem, rollouts
 
 from gfpo_bench.rewards.reward import Reward
@@ -48,7 +49,47 @@ def test_noise_flips_final_rewards_at_the_configured_rate():
     r, _ = rollouts([(P, texts)])
     out = Reward(noise=0.25, seed=0)(TASK, r)
     assert 0.18 < (out.final == 0).float().mean().item() < 0.32
-    assert out.correct.all()  # raw correctness is never noised (dynamic sampling judges on it)
+    assert out.correct.all()  # raw correctness is never noised (metrics only)
+    assert torch.equal(out.observed_correct, out.final > 0.5)  # what every method's label reads
+
+
+def test_process_noise_flips_step_scores_at_the_configured_rate():
+    texts = [comp("3+4=7", "7-2=5", answer="5")] * 400  # every step right: r_t = +1
+    r, _ = rollouts([(P, texts)])
+    out = Reward(process_noise=0.25, seed=0)(TASK, r)
+    flipped = sum(scores.count(-1) for scores in out.step_scores) / 800
+    assert 0.2 < flipped < 0.3
+    # R_process reads the flipped scores: mean of (+1 or -1) per path; R_final is untouched
+    assert out.process.tolist() == [sum(s) / 2 for s in out.step_scores]
+    assert out.final.eq(1.0).all() and out.correct.all()
+
+
+def test_process_noise_flips_signs_keeps_zeros_and_faults():
+    reward = Reward(process_noise=1.0)  # every step flipped
+    scores = [[1, 0, -1], [1, 1], [1]]
+    assert reward._flip_steps(scores, faulted={2}) == [[-1, 0, 1], [-1, -1], [1]]
+
+
+def test_reward_noise_resumes_exactly_and_draws_nothing_when_off():
+    texts = [comp("3+4=7", "7-2=5", answer="5"), comp("3+4=8", "8-2=6", answer="6")] * 20
+    r, _ = rollouts([(P, texts)])
+    run = Reward(noise=0.3, process_noise=0.3, seed=3)
+    first, second = run(TASK, r), run(TASK, r)
+    stopped = Reward(noise=0.3, process_noise=0.3, seed=3)
+    stopped(TASK, r)
+    resumed = Reward(noise=0.3, process_noise=0.3, seed=99)
+    resumed.load_state_dict(stopped.state_dict())  # what a checkpoint carries
+    again = resumed(TASK, r)
+    assert again.step_scores == second.step_scores and torch.equal(again.final, second.final)
+    assert again.step_scores != first.step_scores  # the stream moved on
+    # R_final's flips are drawn first: turning process noise on does not change which R_finals flip
+    both, final_only = Reward(noise=0.3, process_noise=0.3, seed=3), Reward(noise=0.3, seed=3)
+    assert torch.equal(both(TASK, r).final, final_only(TASK, r).final)
+    # and with both knobs at 0 nothing is drawn
+    quiet = Reward(seed=3)
+    before = quiet.gen.get_state().clone()
+    quiet(TASK, r)
+    assert torch.equal(quiet.gen.get_state(), before)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +178,17 @@ def test_reward_faults_reach_the_logged_metrics_and_summary(run_cfg, monkeypatch
     rows = list(csv.DictReader((Path(cfg.hydra.runtime.output_dir) / "csv" / "metrics.csv").open()))
     logged = [float(r["train/reward/faults"]) for r in rows if r.get("train/reward/faults")]
     assert logged and logged[-1] == summary["reward_faults"]
+
+
+def test_process_noise_that_no_reward_reads_is_refused(tmp_path):
+    from helpers import compose_cfg
+
+    from gfpo_bench.errors import ConfigError
+    from gfpo_bench.validation import validate
+
+    cfg = compose_cfg(["reward.process=majority", "reward.process_noise=0.1"], tmp_path / "run")
+    with pytest.raises(
+        ConfigError, match="process_noise=0.1 flips step scores, which reward.process=majority"
+    ):
+        validate(cfg)
+    validate(compose_cfg(["reward.process_noise=0.1"], tmp_path / "run2"))  # verifier: it reads them

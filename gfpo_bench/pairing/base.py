@@ -81,7 +81,8 @@ class PairingStrategy(ABC):
         return pair_metrics(rollouts, rewards, pairs)
 
     def keep_group(self, correct: list[bool]) -> bool:
-        """Dynamic sampling: does a group with these raw correctness values stay in the batch?"""
+        """Dynamic sampling: does a group with these observed verdicts (`RewardOutput.observed_correct`,
+        noised when reward.noise > 0) stay in the batch?"""
         return True
 
     def __call__(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> Pairs:
@@ -111,12 +112,13 @@ def cap(pairs: list[tuple[int, int]], max_pairs: int | None, rng: random.Random)
 
 
 def sft_targets(rollouts: Rollouts, rewards: RewardOutput, pairs: Pairs) -> Tensor:
-    """[S] the NLL term's paths: every path with a correct final answer (raw correctness, before any
-    reward noise) in a group that produced a pair. A wrong path that merely beat another wrong path on
-    the process or format reward is never imitated (as in VAPO's positive-example LM loss and
-    rejection-sampling fine-tuning)."""
+    """[S] the NLL term's paths: every path the reward judged right (`observed_correct`: R_final > 0.5,
+    noised when reward.noise > 0, the label srpo pairs by) in a group that produced a pair. A path
+    judged wrong that merely beat another on the process or format reward is never imitated (as in
+    VAPO's positive-example LM loss and rejection-sampling fine-tuning). Under reward noise a wrong
+    answer whose R_final was flipped is imitated: the trainer cannot tell, for any method."""
     paired_groups = torch.unique(rollouts.group[pairs.better])  # [G']
-    keep = rewards.correct.bool() & torch.isin(rollouts.group, paired_groups)  # [N]
+    keep = rewards.observed_correct & torch.isin(rollouts.group, paired_groups)  # [N]
     return keep.nonzero().flatten()
 
 

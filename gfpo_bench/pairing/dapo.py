@@ -1,7 +1,9 @@
 """`dapo`: every informative pair, dynamic sampling, and an SFT (NLL) term on the better paths.
 
-Takes from DAPO (Yu et al. 2025) dynamic sampling (groups whose raw accuracy is 0 or 1 are dropped
-and the batch refilled with more prompts) and token-level averaging of the NLL term.
+Takes from DAPO (Yu et al. 2025) dynamic sampling (groups whose accuracy is 0 or 1 are dropped and
+the batch refilled with more prompts) and token-level averaging of the NLL term. Accuracy, here and for
+the NLL targets, is the observed verdict R_final > 0.5 (`RewardOutput.observed_correct`), noised when
+reward.noise > 0, as every method's label is; the paper's rule-based reward is that verdict.
 Departs: no clip-higher (there is no PPO ratio to clip) and no overlong shaping.
 Pairs are chosen as `random`'s (random_pairs.py), by default all of them.
 """
@@ -53,12 +55,12 @@ def dynamic_sampling(
     rng: random.Random,
     pad_id: int,
 ) -> tuple[Rollouts, RewardOutput, int]:
-    """DAPO's dynamic sampling: drop the groups the strategy does not keep (no correctness spread)
-    and refill from fresh prompts of `pool` (`resample` samples and rewards them), at most
+    """DAPO's dynamic sampling: drop the groups the strategy does not keep (no spread of the observed
+    verdict R_final > 0.5, noised like every method's label) and refill from fresh prompts of `pool` (`resample` samples and rewards them), at most
     `max_rounds` extra rounds. -> (rollouts, rewards, groups kept); an empty batch if none was kept."""
     kept_rollouts, kept_rewards = [], []
     for round_ in range(max_rounds + 1):
-        correct = rewards.correct.tolist()
+        correct = rewards.observed_correct.tolist()
         keep = [
             i
             for idx in rollouts.group_indices()

@@ -26,8 +26,7 @@ class SRPOPairing(PairingStrategy):
         self.max_pairs_per_group = require("pairing.max_pairs_per_group", max_pairs_per_group)
 
     def select(self, rollouts: Rollouts, rewards: RewardOutput, rng: random.Random) -> list[tuple[int, int]]:
-        # the observed final reward (noised when reward.noise > 0), not the hidden raw correctness
-        is_right = (rewards.final > 0.5).tolist()
+        is_right = rewards.observed_correct.tolist()  # noised when reward.noise > 0, as for every method
         out = []
         for idx in rollouts.group_indices():
             right, wrong = [i for i in idx if is_right[i]], [i for i in idx if not is_right[i]]

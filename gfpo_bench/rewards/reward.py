@@ -3,8 +3,15 @@
 - R_final: 1 if the final answer is correct, else `wrong_final` (0, or -1 as a config switch).
 - R_process: see `process.py` (`verifier` or `majority`).
 - R_format: 1 if the completion has the reasoning format (`tasks/format.py`), else 0.
-Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment);
-the flips come from the reward's own generator, whose state (with the fault count) is its `state_dict`.
+Optional `noise`: with probability `noise` a path's R_final is flipped (the noisy-reward experiment).
+Optional `process_noise`: with probability `process_noise` each step score r_t has its sign flipped
+(+1 <-> -1; a 0, a step the verifier cannot judge, stays 0), independently per step: a verifier that
+errs step by step. It reaches R_process (`verifier`; `majority` reads no step scores) and every reader
+of `RewardOutput.step_scores`; the branch sampler's `first_wrong` rule asks the task's verifier
+itself and sees clean scores. Both draw from the reward's own generator (R_final flips first, then
+one draw per step, each only when its knob is > 0, so a run without one draws as before), whose state
+(with the fault count) is its `state_dict`: a resumed run flips the same ones. Faulted completions
+(below) keep their all-wrong steps.
 
 Faults: a task's checker or step verifier that raises on one completion (a parser bug, a sandbox
 hiccup, a pathological answer) does not end the run. That completion counts as wrong (R_final =
@@ -59,6 +66,7 @@ class Reward:
         process: str = "verifier",
         wrong_final: float = 0.0,
         noise: float = 0.0,
+        process_noise: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.weights = (
@@ -67,6 +75,7 @@ class Reward:
         self.process_fn = PROCESS_REWARDS.get(process)
         self.wrong_final = require("reward.wrong_final", wrong_final)  # ranges: config_schema.py
         self.noise = require("reward.noise", noise)
+        self.process_noise = require("reward.process_noise", process_noise)
         self.gen = torch.Generator().manual_seed(seed)
         self.faults = 0  # completions whose checker or verifier raised, over the run
 
@@ -90,7 +99,19 @@ class Reward:
         if self.noise > 0:
             flip = torch.rand(rollouts.n, generator=self.gen) < self.noise
             final = torch.where(flip, torch.where(correct, self.wrong_final, 1.0), final)
+        if self.process_noise > 0:
+            step_scores = self._flip_steps(step_scores, set(errors))
         return self._combine(rollouts, parsed, final, correct, step_scores)
+
+    def _flip_steps(self, step_scores: list[list[int]], faulted: set[int]) -> list[list[int]]:
+        """Each step score's sign flipped with probability `process_noise` (one draw per step, in
+        order; faulted completions draw too, so the stream does not depend on faults, but stay -1)."""
+        flips = (torch.rand(sum(map(len, step_scores)), generator=self.gen) < self.process_noise).tolist()
+        out, at = [], 0
+        for i, scores in enumerate(step_scores):
+            flip, at = flips[at : at + len(scores)], at + len(scores)
+            out.append(scores if i in faulted else [-s if f else s for s, f in zip(scores, flip)])
+        return out
 
     def components(
         self, rollouts: Rollouts, correct: torch.Tensor, step_scores: list[list[int]]
