@@ -78,7 +78,8 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
+
+from gfpo_bench.compare.stats import Sample, recommendation_verdicts
 
 out, md_path, seeds, wall, rows, scale = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
 ACC = "val/math/accuracy"
@@ -115,10 +116,13 @@ def acc(t, m):
     return f"{t.loc[m, f'{ACC}:mean']:.3f}" + ("" if math.isnan(ci) else f" ± {ci:.3f}")
 
 
-def welch(t, a, b):
-    """Welch's t-test p-value of a vs b from the per-method mean, sd and n (NaN below 2 seeds each)."""
-    args = [t.loc[m, f"{ACC}:{k}"] for m in (a, b) for k in ("mean", "sd", "n")]
-    return float(stats.ttest_ind_from_stats(*args, equal_var=False).pvalue)
+def sample(t, m):
+    """A method's accuracy over seeds: mean, sd, n (gfpo_bench.compare.stats.Sample)."""
+    return Sample(*(float(t.loc[m, f"{ACC}:{k}"]) for k in ("mean", "sd")), int(t.loc[m, f"{ACC}:n"]))
+
+
+def pval(p, vs):
+    return "n/a" if math.isnan(p) else f"{p:.2g} (vs {vs})"
 
 
 runs = [json.loads(p.read_text()) for row in rows for p in (out / row).glob("*/summary.json")]
@@ -131,7 +135,7 @@ if "table1_pairs" in rows:
     lines += ["### Table 1: what each method learns (pair statistics)", "",
               f"Same branched rollouts for every strategy (`experiment=table1_pairs`, {budget('table1_pairs'):,} generated "
               f"tokens per run, seeds {seeds}); means over the run's steps, then over seeds.", "",
-              "| method | pairs | groups with a reward spread | groups right and wrong | pairs / step | prompts with a pair | reward gap | shared prefix | split at the first wrong step | val accuracy |",
+              "| method | pairs | share of groups with a reward spread | share of groups with right and wrong paths | pairs per step | share of groups with a pair | mean reward gap of a pair | mean shared prefix of a pair | share of pairs split at the worse path's first wrong step | greedy val accuracy (mean ± 95% CI) |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in sorted(t.index, key=lambda m: list(PAIRS).index(m) if m in PAIRS else len(PAIRS)):
         g = lambda c: t.loc[m, f"pair/{c}:mean"] if f"pair/{c}:mean" in t else math.nan  # noqa: E731
@@ -147,29 +151,29 @@ if t2:
     lines += ["### Table 2: which method to use when", "",
               f"Each row compares the recommended method with the alternatives at an equal budget of generated tokens, "
               f"seeds {seeds}; accuracy is greedy `{ACC}` on the {n_val} held-out problems after the budget is spent "
-              "(mean ± 95% CI). Groups with a pair: share of prompt groups that produced a pair during RL. "
-              "p: Welch's t-test, recommended vs best alternative.", "",
-              "| situation | tokens / run | warm start | recommended | its accuracy | its groups with a pair | best alternative | its accuracy | p | verdict |",
-              "|---|---:|---:|---|---:|---:|---|---:|---:|---|"]
+              "(mean ± 95% CI over seeds). Verdict (docs/protocol.md, `gfpo_bench.compare.stats.recommendation_verdicts`): "
+              "held if the recommended method beats every alternative of its row (the largest one-sided Welch p over "
+              "the alternatives, Holm-adjusted across the rows, < 0.05); did not hold if an alternative beats it (the "
+              "smallest one-sided p of alternative > recommended, Holm across the rows, < 0.05); otherwise not shown.", "",
+              "| situation | generated tokens per run | warm-start greedy accuracy | recommended | its accuracy | "
+              "its share of groups with a pair | best alternative (by mean) | its accuracy | "
+              "p, recommended > every alternative (max, Holm) | p, an alternative > recommended (min, Holm) | verdict |",
+              "|---|---:|---:|---|---:|---:|---|---:|---:|---:|---|"]
+    done = {row: table(row) for row in t2}
+    tested = {row: (sample(t, SITUATIONS[row][1]), {m: sample(t, m) for m in t.index if m != SITUATIONS[row][1]})
+              for row, t in done.items() if SITUATIONS[row][1] in t.index and len(t.index) > 1}
+    verdicts = recommendation_verdicts(tested)
     for row in t2:
         situation, rec = SITUATIONS[row]
-        t = table(row)
-        if rec not in t.index:
-            lines.append(f"| {situation} | | | {rec} | no completed run | | | | |")
+        t = done[row]
+        if row not in verdicts:
+            lines.append(f"| {situation} | | | {rec} | no completed run to compare | | | | | | |")
             continue
+        v = verdicts[row]
         alt = t.drop(index=rec)[f"{ACC}:mean"].idxmax()
-        p = welch(t, rec, alt)
-        lead = t.loc[rec, f"{ACC}:mean"] - t.loc[alt, f"{ACC}:mean"]
-        noise = "cannot tell" if math.isnan(p) else ("significant" if p < 0.05 else "within noise")
-        # a recommendation holds only when the lead is real; a lead inside the noise shows nothing either way
-        if noise == "significant":
-            verdict = "held (significant)" if lead > 0 else "did not hold (significant)"
-        else:
-            side = "ahead" if lead > 0 else "level" if lead == 0 else "behind"
-            verdict = f"not shown: {side}, {noise}"
         mixed = t.loc[rec, "pair/pairable_group_rate:mean"] if "pair/pairable_group_rate:mean" in t else math.nan
         lines.append(f"| {situation} | {budget(row):,} | {start_acc(row):.3f} | {rec} | {acc(t, rec)} | {mixed:.2f} | {alt} | "
-                     f"{acc(t, alt)} | {'n/a' if math.isnan(p) else f'{p:.2g}'} | {verdict} |")
+                     f"{acc(t, alt)} | {pval(v.p_held_holm, v.weakest)} | {pval(v.p_failed_holm, v.strongest)} | {v.verdict} |")
     lines.append("")
     lines += ["Every method per row, from `gfpo-bench-compare`:", ""]
     for row in t2:

@@ -242,3 +242,106 @@ def test_gain_over_the_warm_start_is_a_column_with_its_ci(tmp_path: Path) -> Non
     assert df[f"{ACC}_gain"].round(4).tolist() == [0.20, 0.24, 0.22]
     table = summarize(df, [f"{ACC}_gain"])
     assert table[f"{ACC}_gain:mean"].round(4).tolist() == [0.22]
+
+
+# ---- recommendation verdicts (scripts/reproduce_tables.sh's Table 2) --------------------------------
+def test_welch_greater_is_the_one_sided_half_of_the_two_sided_test() -> None:
+    from scipy import stats
+
+    from gfpo_bench.compare.stats import Sample, welch_greater
+
+    a, b = Sample(0.52, 0.02, 3), Sample(0.42, 0.03, 4)
+    two_sided = stats.ttest_ind_from_stats(0.52, 0.02, 3, 0.42, 0.03, 4, equal_var=False).pvalue
+    assert welch_greater(a, b) == pytest.approx(two_sided / 2)  # a is ahead: half the two-sided p
+    assert welch_greater(b, a) == pytest.approx(1 - two_sided / 2)  # b > a is the wrong direction
+    assert welch_greater(a, Sample(0.4, 0.0, 1)) != welch_greater(a, Sample(0.4, 0.0, 1))  # NaN: 1 seed
+
+
+def test_holm_adjusts_step_down_and_keeps_nan() -> None:
+    from gfpo_bench.compare.stats import holm
+
+    # sorted 0.01, 0.02, 0.04 (+ NaN counted as 1): x4, x3, x2 -> 0.04, 0.06, 0.08; NaN stays NaN
+    adjusted = holm([0.04, 0.01, float("nan"), 0.02])
+    assert adjusted[:2] == pytest.approx([0.08, 0.04]) and adjusted[3] == pytest.approx(0.06)
+    assert adjusted[2] != adjusted[2]
+
+
+def test_recommendation_verdicts_held_did_not_hold_not_shown() -> None:
+    from gfpo_bench.compare.stats import Sample, holm, recommendation_verdicts, welch_greater
+
+    s = lambda mean, sd=0.01, n=4: Sample(mean, sd, n)  # noqa: E731
+    rows = {
+        # clearly ahead of both: held; the weaker lead (over b, 0.65) decides the row's p
+        "ahead": (s(0.70), {"a": s(0.50), "b": s(0.65)}),
+        # c clearly ahead of the recommended one: did not hold
+        "behind": (s(0.50), {"c": s(0.70), "d": s(0.49)}),
+        # level with an alternative: not shown
+        "level": (s(0.60), {"e": s(0.60, 0.05), "f": s(0.40)}),
+        # one seed: no test can be run, not shown
+        "one seed": (s(0.90, n=1), {"g": s(0.10)}),
+    }
+    v = recommendation_verdicts(rows)
+    assert {row: x.verdict for row, x in v.items()} == {
+        "ahead": "held",
+        "behind": "did not hold",
+        "level": "not shown",
+        "one seed": "not shown",
+    }
+    assert v["ahead"].weakest == "b" and v["ahead"].p_held == welch_greater(s(0.70), s(0.65))
+    assert v["behind"].strongest == "c" and v["behind"].p_failed == welch_greater(s(0.70), s(0.50))
+    held = [x.p_held for x in v.values()]
+    assert [x.p_held_holm for x in v.values()][:3] == pytest.approx(holm(held)[:3])
+
+
+def test_holm_across_rows_can_take_a_held_back() -> None:
+    """Three rows each ahead at one-sided p ~ 0.03: every row passes alone, none after Holm (x3)."""
+    from gfpo_bench.compare.stats import Sample, recommendation_verdicts
+
+    rec, alt = Sample(0.55, 0.03, 4), Sample(0.50, 0.03, 4)  # t = 2.36 on 6 df: p = 0.029
+    v = recommendation_verdicts({row: (rec, {"x": alt}) for row in ("r1", "r2", "r3")})
+    assert all(0.02 < x.p_held < 0.04 and x.p_held_holm > 0.05 for x in v.values())
+    assert {x.verdict for x in v.values()} == {"not shown"}
+    alone = recommendation_verdicts({"r1": (rec, {"x": alt})})
+    assert alone["r1"].verdict == "held"
+
+
+def test_table_script_writes_the_verdicts_of_recommendation_verdicts(tmp_path: Path) -> None:
+    """scripts/reproduce_tables.sh's embedded Python, on hand-made comparisons: the verdict column is
+    `recommendation_verdicts`' (held / did not hold / not shown), with its Holm-adjusted p-values."""
+    import subprocess
+    import sys
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "reproduce_tables.sh").read_text()
+    embedded = script.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    rows = {  # row: {method: (mean, sd, n)}; recommended: gfpo, vapo, srpo
+        "table2_reasoning": {"gfpo": (0.70, 0.01, 4), "srpo": (0.60, 0.01, 4), "vapo": (0.65, 0.01, 4)},
+        "table2_noisy_reward": {"vapo": (0.50, 0.01, 4), "srpo": (0.70, 0.01, 4)},
+        "table2_small_compute": {"srpo": (0.60, 0.05, 4), "dapo": (0.60, 0.05, 4)},
+    }
+    for row, methods in rows.items():
+        (tmp_path / row / "comparison").mkdir(parents=True)
+        pd.DataFrame(
+            [
+                {"method": m, f"{ACC}:mean": mu, f"{ACC}:sd": sd, f"{ACC}:n": n, f"{ACC}:ci95": 0.02}
+                for m, (mu, sd, n) in methods.items()
+            ]
+        ).to_csv(tmp_path / row / "comparison" / "table.csv", index=False)
+        (tmp_path / row / "job").mkdir()
+        summary = {"budget": {"max_tokens": 1000}, "eval_history": [{"step": 0, ACC: 0.5}]}
+        (tmp_path / row / "job" / "summary.json").write_text(json.dumps(summary))
+    md = tmp_path / "tables.md"
+    subprocess.run(
+        [sys.executable, "-c", embedded, str(tmp_path), str(md), "0,1,2,3", "1", " ".join(rows), "1"],
+        check=True,
+        capture_output=True,
+    )
+    verdicts = {
+        line.split(" | ")[0][2:]: line.rsplit(" | ", 1)[1][:-2]
+        for line in md.read_text().splitlines()
+        if line.startswith("| ") and "(vs " in line
+    }
+    assert verdicts == {
+        "reasoning math (multi-step arithmetic)": "held",
+        "noisy reward (20% of R_final flipped)": "did not hold",
+        "small model / tight compute": "not shown",
+    }

@@ -4,13 +4,16 @@
 deviation, a 95% Student-t confidence interval half-width (t_{0.975, n-1} * sd / sqrt(n)) and n;
 for cost and pair statistics the mean. `noise_report` compares the best method against every
 other with Welch's t-test (unequal variances), because with 3-5 seeds per method most
-leaderboard gaps in RL-for-reasoning are within seed noise.
+leaderboard gaps in RL-for-reasoning are within seed noise. `recommendation_verdicts` decides whether a
+row's recommended method held (one-sided Welch against every alternative, Holm across rows), from
+the per-method mean, sd and n that `summarize` writes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -127,3 +130,94 @@ def noise_report(
             f"({len(others)} comparisons: with Bonferroni correction, require p < {alpha / len(others):.2g})"
         )
     return lines
+
+
+# ---- did a recommendation hold? (scripts/reproduce_tables.sh, Table 2; docs/protocol.md) ----------
+@dataclass(frozen=True)
+class Sample:
+    """A method's result over seeds, as table.csv holds it: mean, sample sd (ddof=1), n seeds."""
+
+    mean: float
+    sd: float
+    n: int
+
+
+def welch_greater(a: Sample, b: Sample) -> float:
+    """One-sided Welch p-value for "a's mean > b's mean" (NaN below 2 seeds, or zero variance in both).
+
+    >>> round(welch_greater(Sample(0.52, 0.02, 3), Sample(0.42, 0.02, 3)), 4)  # t = 6.12 on 4 df
+    0.0018
+    """
+    if min(a.n, b.n) < 2:
+        return math.nan
+    test = stats.ttest_ind_from_stats(
+        a.mean, a.sd, a.n, b.mean, b.sd, b.n, equal_var=False, alternative="greater"
+    )
+    return float(test.pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order. NaN (a test that could not be run) counts
+    in the family as p = 1 and stays NaN.
+
+    >>> holm([0.01, 0.04, 0.03])  # sorted 0.01, 0.03, 0.04 -> x3, x2, x1, each at least the one before
+    [0.03, 0.06, 0.06]
+    """
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: 1.0 if math.isnan(pvalues[i]) else pvalues[i])
+    adjusted, running = [math.nan] * m, 0.0
+    for rank, i in enumerate(order):
+        p = 1.0 if math.isnan(pvalues[i]) else pvalues[i]
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = math.nan if math.isnan(pvalues[i]) else round(running, 12)
+    return adjusted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one row's recommended method held, with the numbers behind it."""
+
+    verdict: str  # "held", "did not hold" or "not shown"
+    p_held: float  # max over alternatives of p(recommended > alternative), one-sided Welch
+    p_held_holm: float  # ... Holm-adjusted across the rows
+    weakest: str  # the alternative that p_held comes from (the hardest to beat)
+    p_failed: float  # min over alternatives of p(alternative > recommended)
+    p_failed_holm: float  # ... Holm-adjusted across the rows
+    strongest: str  # the alternative that p_failed comes from
+
+
+def recommendation_verdicts(
+    rows: dict[str, tuple[Sample, dict[str, Sample]]], alpha: float = ALPHA
+) -> dict[str, Verdict]:
+    """rows: {row: (recommended, {alternative: its result})} -> {row: Verdict}.
+
+    "held": the recommended method beats every alternative of its row: the largest one-sided Welch
+    p-value over the alternatives (recommended > alternative; a union-intersection test, so no
+    correction within the row), Holm-adjusted across the rows, is below `alpha`. "did not hold": some
+    alternative beats it: the smallest p-value of alternative > recommended, Holm-adjusted across the
+    rows as its own family, is below `alpha` (the minimum over the row's alternatives is not corrected
+    for their number: read it as a screen, docs/protocol.md). Anything else: "not shown", including
+    a row with fewer than 2 seeds per method (NaN p-values).
+    """
+    names = list(rows)
+    held, failed, weakest, strongest = [], [], [], []
+    for name in names:
+        rec, alts = rows[name]
+        ahead = {alt: welch_greater(rec, res) for alt, res in alts.items()}
+        behind = {alt: welch_greater(res, rec) for alt, res in alts.items()}
+        worst = max(ahead, key=lambda a: math.inf if math.isnan(ahead[a]) else ahead[a], default="")
+        best = min(behind, key=lambda a: math.inf if math.isnan(behind[a]) else behind[a], default="")
+        held.append(ahead[worst] if worst else math.nan)
+        failed.append(behind[best] if best else math.nan)
+        weakest.append(worst)
+        strongest.append(best)
+    held_holm, failed_holm = holm(held), holm(failed)
+    out = {}
+    for i, name in enumerate(names):
+        verdict = (
+            "held" if held_holm[i] < alpha else "did not hold" if failed_holm[i] < alpha else "not shown"
+        )  # NaN compares False: not shown
+        out[name] = Verdict(
+            verdict, held[i], held_holm[i], weakest[i], failed[i], failed_holm[i], strongest[i]
+        )
+    return out
