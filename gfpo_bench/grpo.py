@@ -55,6 +55,8 @@ def group_advantages(total: Tensor, group: Tensor, scale_std: bool = True) -> Te
     for g in torch.unique(group):
         idx = (group == g).nonzero().flatten()
         r = total[idx]
+        if (r == r[0]).all():  # no spread: exactly 0 (a float32 mean of equal values can be 1 ulp off,
+            continue  # which the ~0 std would blow up to ~1e-3)
         a = r - r.mean()
         if scale_std:
             std = r.std(unbiased=True) if r.numel() > 1 else r.new_zeros(())
@@ -69,12 +71,13 @@ class GroupAdvantages:
 
     index: Tensor  # [P] long, path indices into the rollouts
     advantages: Tensor  # [P] float
+    kl: bool = False  # the loss has a KL term (a gradient even where every advantage is 0)
 
     m = 0  # pairs: none (pair statistics, the DDP weights of pair metrics)
 
     @property
     def has_signal(self) -> bool:
-        return bool((self.advantages != 0).any())
+        return self.kl or bool((self.advantages != 0).any())
 
     def paths(self) -> Tensor:
         """[P] the paths the loss reads: all of them (a zero advantage still counts in the normaliser)."""
@@ -82,7 +85,7 @@ class GroupAdvantages:
 
     def local(self, remap: Tensor, device) -> GroupAdvantages:
         """The same signal with path indices mapped through `remap` [N] (to rows of a scored subset)."""
-        return GroupAdvantages(remap[self.index].to(device), self.advantages.to(device))
+        return GroupAdvantages(remap[self.index].to(device), self.advantages.to(device), self.kl)
 
 
 @dataclass
@@ -203,7 +206,7 @@ class GRPO:
             )
             self.warned_branch = True
         adv = group_advantages(rewards.total.float(), rollouts.group, self.scale_std)  # [N]
-        return GroupAdvantages(torch.arange(rollouts.n), adv)
+        return GroupAdvantages(torch.arange(rollouts.n), adv, kl=self.objective.kl_coef > 0)
 
     @staticmethod
     def signal_metrics(rollouts: Rollouts, rewards: RewardOutput, signal: GroupAdvantages) -> dict:

@@ -109,3 +109,17 @@ def test_grpo_scores_every_path_of_the_batch():
 def test_bad_knobs_are_one_line_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         GRPO(**kwargs)
+
+
+@pytest.mark.parametrize("value", [1.7, 1.2, 0.7, 0.2])
+def test_a_group_of_eight_equal_rewards_has_exactly_zero_advantage(value):
+    # a float32 mean of 8 equal values can be 1 ulp off; divided by std + 1e-4 (std ~ 1e-8) that
+    # would be ~1e-3 on every path; a group without a spread gets exactly 0
+    adv = group_advantages(torch.full((8,), value), torch.zeros(8, dtype=torch.long))
+    assert adv.abs().max().item() == 0.0
+
+
+def test_a_kl_term_is_a_signal_even_without_a_reward_spread():
+    batch, rewards = rollouts([(problem([3, 4, 2], ["+", "-"]), [comp("3+4=7", "7-2=5", answer="5")] * 2)])
+    assert not GRPO()(batch, rewards, None).has_signal  # equal rewards, no KL: the step is skipped
+    assert GRPO(kl_coef=0.1)(batch, rewards, None).has_signal  # the KL term still has a gradient

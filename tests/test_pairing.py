@@ -259,3 +259,42 @@ def test_pairing_name_must_label_its_own_strategy():
     cap = r"^pairing\.max_pairs_per_group=0: must be >= 1 \(null: every pair\)$"  # config_schema.py's words
     with pytest.raises(ConfigError, match=cap):
         SRPOPairing(max_pairs_per_group=0)
+
+
+def test_dynamic_sampling_drops_groups_without_a_spread_and_refills_from_the_pool():
+    from gfpo_bench.pairing.dapo import DAPOPairing, dynamic_sampling
+
+    mixed = (P, [RIGHT, WRONG_LAST])
+    all_right = (P, [RIGHT, RIGHT])
+    batch, rewards = rollouts([mixed, all_right])
+    calls = []
+
+    def resample(problems):  # a fresh round: one mixed group per prompt asked for
+        calls.append(len(problems))
+        return rollouts([(p, [RIGHT, WRONG_FIRST]) for p in problems])
+
+    rng = random.Random(0)
+    out, out_rewards, kept = dynamic_sampling(
+        batch,
+        rewards,
+        DAPOPairing(),
+        want=2,
+        pool=[P, P, P],
+        resample=resample,
+        max_rounds=3,
+        rng=rng,
+        pad_id=0,
+    )
+    assert calls == [1] and kept == 2  # the all-right group was dropped, one refill round replaced it
+    assert out.group.tolist() == [0, 0, 1, 1] and out_rewards.total.numel() == 4
+    _, _, none_kept = dynamic_sampling(
+        *rollouts([all_right]),
+        DAPOPairing(),
+        want=1,
+        pool=[],
+        resample=resample,
+        max_rounds=3,
+        rng=rng,
+        pad_id=0,
+    )
+    assert none_kept == 0 and calls == [1]  # no pool: no refill, an empty batch

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 
 import torch
 import transformers
@@ -44,9 +45,8 @@ def test_the_card_exists_and_the_bits_are_the_cards():
 def test_the_default_config_trains_from_the_shipped_warm_start(tmp_path, monkeypatch):
     monkeypatch.setenv("GFPO_BENCH_CACHE", str(tmp_path / "empty-cache"))
     cfg = compose_cfg([])
-    _, tok, _ = build_model(
-        cfg.model, build(cfg.task), json.dumps(OmegaConf.to_container(cfg.task), sort_keys=True)
-    )
+    task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)  # as train.py
+    _, tok, _ = build_model(cfg.model, build(cfg.task), task_key)
     assert tok.name_or_path == str(ASSET_DIR)
     assert not (tmp_path / "empty-cache").exists()  # nothing was built or cached
 
@@ -59,19 +59,34 @@ def test_the_shipped_settings_are_the_default_configs():
 
 def test_the_shipped_warm_start_scores_its_cards_val_accuracy():
     cfg = compose_cfg([])
-    scores = ship_script().val_scores(ASSET_DIR, cfg, build(cfg.task), sampled=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the card was measured: another thread count may reorder float sums
+    try:
+        scores = ship_script().val_scores(ASSET_DIR, cfg, build(cfg.task), sampled=False)
+    finally:
+        torch.set_num_threads(threads)
+    n = CARD["val_problems"]
+    right, card_right = round(scores["val_greedy_accuracy"] * n), round(CARD["val_greedy_accuracy"] * n)
     same_build = (torch.__version__, transformers.__version__) == (CARD["torch"], CARD["transformers"])
     if same_build:  # the card's own libraries: the very number
-        assert scores["val_greedy_accuracy"] == CARD["val_greedy_accuracy"]
+        assert right == card_right
     else:  # other kernels may flip a near-tie of the greedy argmax: at most 5 of the 500 problems
-        assert abs(scores["val_greedy_accuracy"] - CARD["val_greedy_accuracy"]) <= 0.01
+        assert abs(right - card_right) <= 5
 
 
 def test_the_sft_inputs_are_the_ones_the_artifact_was_built_from():
     """Fails when the SFT data, the tokenizer, the model builder or the SFT loop changed."""
     cfg = compose_cfg([])
     got = sft_fingerprint(build(cfg.task), default_settings(cfg))
-    assert got == CARD["sft_fingerprint"], f"what determines the warm start's weights changed: {REBUILD}"
+    python = ".".join(platform.python_version_tuple()[:2])
+    where = (
+        ""
+        if CARD["python"].startswith(python + ".")
+        else f" (or: the card's Python {CARD['python']} writes code as text differently from this {python})"
+    )
+    assert got == CARD["sft_fingerprint"], (
+        f"what determines the warm start's weights changed{where}: {REBUILD}"
+    )
 
 
 def test_the_fingerprint_ignores_comments_and_docstrings_but_not_code():

@@ -17,8 +17,8 @@ it; tests/test_shipped_warm_start.py fails when they differ. Canonical means:
 - data and tokenizer by content: every (prompt ids, completion ids) pair of the train split in
   order, and the vocabulary; so refactoring the task generator or the format code that produces
   the same examples changes nothing, and any change to the examples does;
-- code by its syntax tree with docstrings dropped (`ast.dump`): the builder, the SFT loop and the
-  functions it calls; so comments, docstrings and edits anywhere else (a new loss, a rename in
+- code by its syntax tree with docstrings dropped (`ast.unparse`): the builder, the SFT loop and
+  the functions it calls (the whole log-probs module); so comments, docstrings and edits anywhere else (a new loss, a rename in
   another module) change nothing, while any edit to what runs in the SFT does.
 The torch and transformers versions are recorded on the card, not hashed: a new library release
 does not force a rebuild (the shipped bits stay the reference); a fresh build on another release
@@ -64,8 +64,8 @@ def file_sha256(path: Path) -> str:
 
 
 def canonical_source(fn) -> str:
-    """A function's or class's syntax tree without docstrings or comments: equal for edits that
-    cannot change what runs (comments, docstrings, formatting)."""
+    """A function's, class's or module's source regenerated from its syntax tree without docstrings
+    or comments: equal for edits that cannot change what runs (comments, docstrings, formatting)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -77,7 +77,7 @@ def canonical_source(fn) -> str:
             and isinstance(body[0].value.value, str)
         ):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return ast.unparse(tree)  # text, steadier across Python versions than ast.dump (its fields vary)
 
 
 def sft_code():
@@ -86,12 +86,11 @@ def sft_code():
 
     return (
         tiny.build_tiny_model,
+        tiny._build,
         sft.SFTConfig,
         sft.encode_examples,
         sft.supervised_finetune,
-        logprobs.pad_right,
-        logprobs.token_logprobs,
-        logprobs.completion_nll,
+        logprobs,  # the whole module: token_logprobs dispatches to full/chunked log-probs
         prompting.PromptFormatter,
         prompting.encode_prompt,
         prompting.encode_completion,
