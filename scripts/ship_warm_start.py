@@ -32,12 +32,11 @@ from omegaconf import OmegaConf
 
 from gfpo_bench.building import build
 from gfpo_bench.eval.evaluate import evaluate_policy
-from gfpo_bench.models.factory import build_model
 from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.prompting import PromptFormatter
 from gfpo_bench.models.sft import SFTConfig
 from gfpo_bench.models.shipped import ASSET_DIR, CARD, file_sha256, read_card, sft_fingerprint
-from gfpo_bench.models.tiny import warm_start_settings
+from gfpo_bench.models.tiny import ensure_tiny, warm_start_settings
 from gfpo_bench.policies.model import ModelPolicy
 
 SAMPLE_SEED, SAMPLED_N = 1234, 4  # as conf/callbacks/default.yaml's evaluation
@@ -113,20 +112,25 @@ def main() -> None:
     cache = args.cache or tempfile.mkdtemp(prefix="gfpo-ship-")
     cfg = default_config(cache)
     task = build(cfg.task)
-    task_key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
+    settings = settings_of(cfg)
     if args.source:
         built = Path(args.source)
+        spec = json.loads((built / "warm_start.json").read_text())  # what tiny.py built it with
+        if {k: spec.get(k) for k in settings} != json.loads(json.dumps(settings, default=str)):
+            sys.exit(f"{built} was built with other settings than the default config's; not shipped")
     else:
-        with torch.random.fork_rng(devices=[]):
-            build_model(cfg.model, task, task_key)  # builds into `cache` (warm_start=build)
-        built = next(p for p in Path(cache).glob("tiny-arith-*") if (p / "config.json").exists())
+        m = cfg.model
+        with torch.random.fork_rng(devices=[]):  # as models/factory.py builds it
+            built = ensure_tiny(
+                task, cache, m.hidden, m.layers, m.heads, m.max_len, m.seed, SFTConfig(**m.sft),
+                json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True), warm_start="build",
+            )  # fmt: skip
     sha = file_sha256(built / "model.safetensors")
     if args.check:
         card = read_card()
         same = card is not None and card["sha256"] == sha
         print(f"built {sha}\nshipped {card and card['sha256']}\n{'identical' if same else 'DIFFERENT'}")
         sys.exit(0 if same else 1)
-    settings = settings_of(cfg)
     model, _ = load_model_and_tokenizer(str(built), "float32")
     card = {
         "settings": json.loads(json.dumps(settings, default=str)),
