@@ -147,11 +147,14 @@ class RunSummary:
         step-0 evaluation (`warm_start_metrics`). `optional`: the OPTIONAL fields (e.g. `ddp=...`)."""
         from omegaconf import OmegaConf
 
+        start_weights = optional.pop("warm_start_weights", None)  # the evaluation callback's hash
         unknown = set(optional) - set(cls.OPTIONAL)
         if unknown:
             raise TypeError(f"RunSummary.from_config: unknown fields {sorted(unknown)}")
         if eval_history is not None:
             optional.setdefault("warm_start", warm_start_metrics(cfg, eval_history))
+        if start_weights is not None and optional.get("warm_start") is not None:
+            optional["warm_start"] = {**optional["warm_start"], "weights_sha256": start_weights}
         return cls(
             method=cfg.method,
             seed=cfg.seed,

@@ -31,6 +31,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from gfpo_bench.building import build
+from gfpo_bench.distributed import weights_sha256
 from gfpo_bench.eval.evaluate import evaluate_policy
 from gfpo_bench.models.loading import load_model_and_tokenizer
 from gfpo_bench.models.prompting import PromptFormatter
@@ -91,6 +92,7 @@ from these bits (`model.warm_start=shipped`); `model.warm_start=build` builds on
 | val accuracy, greedy ({card["val_problems"]} problems) | {card["val_greedy_accuracy"]:.1%} |
 | val accuracy, sampled (T=1, {SAMPLED_N} per problem, seed {SAMPLE_SEED}) | {card["val_sampled_accuracy"]:.1%} |
 | model.safetensors sha256 | `{card["sha256"]}` |
+| weights hash (`warm_start.weights_sha256` in a run's summary.json) | `{card["weights_sha256"]}` |
 | built with | torch {card["torch"]}, transformers {card["transformers"]}, Python {card["python"]} |
 | built on | {card["built"]} |
 | SFT fingerprint | `{card["sft_fingerprint"][:16]}…` |
@@ -136,6 +138,7 @@ def main() -> None:
         "settings": json.loads(json.dumps(settings, default=str)),
         "sft_fingerprint": sft_fingerprint(task, settings),
         "sha256": sha,
+        "weights_sha256": weights_sha256(model.state_dict()),  # what a run's summary.json records
         "params": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -165,6 +165,7 @@ def test_callbacks_keep_their_state_and_report_it_to_the_summary():
     rec.on_train_batch_end(Trainer(), None, None, None, 0)
     Trainer.callback_metrics = {"train/pairs": torch.tensor(2.0)}  # reward_gap not logged: carried
     rec.on_train_batch_end(Trainer(), None, None, None, 1)
+    ev.start_weights = "5e1f"  # set at train start: the hash of the weights step 0 evaluates
     fields = summary_fields([ev, TQDMProgressBar(), rec])
     assert fields == {
         "metrics": {"val/math/accuracy": 0.75, "val/tokens_generated": 10.0},
@@ -172,6 +173,7 @@ def test_callbacks_keep_their_state_and_report_it_to_the_summary():
             {"step": 0, "val/math/accuracy": 0.5, "val/tokens_generated": 0.0},
             {"step": 10, "val/math/accuracy": 0.75, "val/tokens_generated": 10.0},
         ],
+        "warm_start_weights": "5e1f",
         "pair_stats": {"pairs_per_step": 3.0, "reward_gap": 1.0},
     }
     ev2, rec2 = EvalCallback(), PairStatsRecorder()  # a resumed run's callbacks

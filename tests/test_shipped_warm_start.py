@@ -105,3 +105,11 @@ def test_the_fingerprint_ignores_comments_and_docstrings_but_not_code():
     strip_name = lambda f: canonical_source(f).replace(f.__name__, "f")  # noqa: E731
     assert strip_name(original) == strip_name(commented)
     assert strip_name(original) != strip_name(edited)
+
+
+def test_a_runs_summary_records_the_weights_it_started_from(run_cfg):
+    """Every number a run reports names its warm start: summary.json's warm_start.weights_sha256."""
+    from gfpo_bench.train import run
+
+    summary = run(run_cfg("trainer.max_steps=1", "callbacks.eval.at_start=false"))
+    assert summary["warm_start"]["weights_sha256"] == CARD["weights_sha256"]

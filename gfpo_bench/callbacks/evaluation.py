@@ -35,6 +35,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from gfpo_bench.callbacks import check_extra_tasks
 from gfpo_bench.config_schema import require
+from gfpo_bench.distributed import weights_sha256
 from gfpo_bench.errors import ConfigError
 from gfpo_bench.eval.evaluate import EvalResult, evaluate_policy
 from gfpo_bench.policies.model import ModelPolicy
@@ -126,10 +127,15 @@ class EvalCallback(L.Callback):
         self.last_step = -1  # global step of the last evaluation
         self.history: list[dict] = []  # every evaluation: {"step": N, **metrics}
         self.latest_metrics: dict[str, float] = {}  # each metric's latest value (summary.json `metrics`)
+        self.start_weights: str | None = None  # hash of the weights step 0 evaluates (summary.json)
 
     def summary_fields(self) -> dict:
         """This callback's part of summary.json (see `gfpo_bench.callbacks.summary_fields`)."""
-        return {"metrics": dict(self.latest_metrics), "eval_history": [dict(h) for h in self.history]}
+        return {
+            "metrics": dict(self.latest_metrics),
+            "eval_history": [dict(h) for h in self.history],
+            "warm_start_weights": self.start_weights,
+        }
 
     def record(self, step: int, metrics: dict[str, float]) -> None:
         self.latest_metrics.update(metrics)
@@ -231,6 +237,7 @@ class EvalCallback(L.Callback):
             "history": [dict(h) for h in self.history],
             "latest_metrics": dict(self.latest_metrics),
             "last_step": self.last_step,
+            "start_weights": self.start_weights,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -238,8 +245,11 @@ class EvalCallback(L.Callback):
         # older checkpoints (before the callbacks owned their results) hold no latest metrics: merge them
         merged = {k: v for h in self.history for k, v in h.items() if k != "step"}
         self.latest_metrics = dict(state.get("latest_metrics", merged))
+        self.start_weights = state.get("start_weights")
 
     def on_train_start(self, trainer, module) -> None:
+        if trainer.global_step == 0 and self.start_weights is None:  # what every number starts from
+            self.start_weights = weights_sha256(module.model.state_dict())
         if self.at_start and trainer.global_step == 0:
             self.evaluate(trainer, module)
 
