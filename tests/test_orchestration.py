@@ -229,6 +229,17 @@ def test_schedule_switches_strategy_inside_one_run(run_cfg, switch, expect_step)
     assert stages == {s: float(s >= expect_step) for s in range(3)}
 
 
+def test_a_schedule_chains_grpo_and_a_pairing_strategy(run_cfg):
+    cfg = run_cfg(
+        "schedule=grpo_to_gfpo", "schedule.second.start_step=1", "trainer.max_steps=2",
+        "prompts_per_step=2", "sampler.k=4", "callbacks.eval.every_n_steps=1000",
+    )  # fmt: skip
+    summary = run(cfg)
+    assert summary["method"] == "grpo_to_gfpo" and summary["steps"] == 2
+    (event,) = summary["schedule_switches"]
+    assert (event["from"], event["to"], event["step"]) == ("grpo", "gfpo", 1)
+
+
 def test_switch_by_token_fraction_needs_a_token_budget():
     cfg = compose_cfg(["schedule=dapo_to_gfpo", "schedule.second.start_tokens_frac=0.5"])
     with pytest.raises(
