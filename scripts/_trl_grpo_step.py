@@ -19,31 +19,29 @@ import time
 import torch
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=18)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--beta", type=float, default=0.04, help="KL weight; > 0 keeps a reference model")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    os.environ.setdefault("WANDB_MODE", "disabled")
+def default_config():
+    from hydra import compose, initialize_config_module
 
+    with initialize_config_module(config_module="gfpo_bench.conf", version_base="1.3"):
+        return compose("config")
+
+
+def trl_work(on_rollouts=None):
+    """The work TRL is run on, as gfpo-bench sees it: (model, tokenizer, dataset, reward function).
+    The default warm start, arith's training prompts as gfpo-bench formats them, and gfpo-bench's
+    `Reward` on the completion texts; `on_rollouts(rollouts)` sees every scored batch (token counts)."""
     import hydra
     from datasets import Dataset
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
-    from transformers import TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
 
     from gfpo_bench.models.factory import build_model
     from gfpo_bench.rewards.reward import Reward
     from gfpo_bench.sampling.base import rollouts_from_texts
 
-    with initialize_config_module(config_module="gfpo_bench.conf", version_base="1.3"):
-        cfg = compose("config")
+    cfg = default_config()
     task = hydra.utils.instantiate(cfg.task)
     key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
-    model, tok, formatter = build_model(cfg.model, task, key)  # the default warm start
+    model, tok, formatter = build_model(cfg.model, task, key)  # the default (shipped) warm start
     problems = {p.uid: p for p in task.problems("train")}
     data = Dataset.from_list(
         [{"prompt": formatter(tok, task.prompt(p)), "uid": p.uid} for p in problems.values()]
@@ -54,7 +52,27 @@ def main() -> None:
         rollouts = rollouts_from_texts(
             tok, formatter, task, [problems[u] for u in uid], [[c] for c in completions]
         )
+        if on_rollouts is not None:
+            on_rollouts(rollouts)
         return reward(task, rollouts).total.tolist()
+
+    return model, tok, data, reward_fn
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=18)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--beta", type=float, default=0.04, help="KL weight; > 0 keeps a reference model")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    model, tok, data, reward_fn = trl_work()
+    cfg = default_config()
 
     class Clock(TrainerCallback):
         times: list[float] = []

@@ -81,35 +81,18 @@ def run_ours(method: str, lr: str, seed: int, max_tokens: int, out: Path) -> dic
 
 
 def run_trl(lr: str, seed: int, max_tokens: int, out: Path) -> dict:
-    import hydra
     import torch
-    from datasets import Dataset
-    from omegaconf import OmegaConf
+    from _trl_grpo_step import trl_work  # the same work as bench_speed's TRL side
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from gfpo_bench.models.factory import build_model
-    from gfpo_bench.rewards.reward import Reward
-    from gfpo_bench.sampling.base import rollouts_from_texts
-
     torch.set_num_threads(1)
-    cfg = default_cfg()
-    task = hydra.utils.instantiate(cfg.task)
-    key = json.dumps(OmegaConf.to_container(cfg.task, resolve=True), sort_keys=True)
-    model, tok, formatter = build_model(cfg.model, task, key)  # the shipped warm start
-    problems = {p.uid: p for p in task.problems("train")}
-    data = Dataset.from_list(
-        [{"prompt": formatter(tok, task.prompt(p)), "uid": p.uid} for p in problems.values()]
-    )
-    reward = Reward(OmegaConf.to_container(cfg.reward.weights), cfg.reward.process)
     spent = {"tokens": 0, "steps": 0}
 
-    def reward_fn(prompts, completions, uid, **_) -> list[float]:
-        rollouts = rollouts_from_texts(
-            tok, formatter, task, [problems[u] for u in uid], [[c] for c in completions]
-        )
+    def count(rollouts) -> None:  # generated tokens, counted as gfpo-bench counts its own
         spent["tokens"] += rollouts.generated_tokens
-        return reward(task, rollouts).total.tolist()
+
+    model, tok, data, reward_fn = trl_work(count)
 
     class Budget(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
