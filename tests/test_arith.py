@@ -76,3 +76,26 @@ def test_fallible_teacher_slips_only_in_training_solutions_and_never_in_answers(
 def test_teacher_slip_out_of_range_is_a_clear_error():
     with pytest.raises(ValueError, match="teacher_slip"):
         ArithTask(teacher_slip=1.5)
+
+
+def test_commute_writes_equivalent_additions_the_verifier_accepts():
+    plain, varied = ArithTask(n_train=500, commute=0.0), ArithTask(n_train=500, commute=0.5)
+    for split in ("train", "val", "test"):  # the same problems and answers, only the forms change
+        assert [(p.question, p.answer) for p in plain.problems(split)] == [
+            (p.question, p.answer) for p in varied.problems(split)
+        ]
+    swapped = 0
+    for p, q in zip(plain.problems("val"), varied.problems("val")):
+        a, b = parse_completion(p.solution).steps, parse_completion(q.solution).steps
+        assert varied.verify_steps(q, b) == [1] * len(b)  # every form is verified right
+        for op, x, y in zip(p.meta["ops"], a, b):
+            if x != y:  # only an addition is ever swapped: "7+5=12" <-> "5+7=12"
+                (l1, r1), (l2, r2) = x.split("="), y.split("=")
+                assert op == "+" and r1 == r2 and l1.split("+")[::-1] == l2.split("+")
+                swapped += 1
+    additions = sum(p.meta["ops"].count("+") for p in plain.problems("val"))
+    assert 0.4 < swapped / additions < 0.6
+    p = next(p for p in plain.problems("val") if p.meta["ops"][0] == "-")
+    a, x = p.meta["nums"][:2]
+    assert plain.verify_steps(p, [f"{x}-{a}={x - a}"])[0] == -1  # a subtraction does not commute
+    assert ArithTask(commute=0.0).problems("train")[0].solution == ArithTask().problems("train")[0].solution

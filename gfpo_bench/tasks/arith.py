@@ -19,6 +19,15 @@ wrong step is the carry), which is what the pairing strategies compete on. It de
 imitation warm start on purpose: with clean references, a half-trained warm start's errors are
 gaps in knowledge that RL at this scale does not fill (docs/results.md, "Learning"). `teacher_slip=0`
 restores the clean teacher.
+
+Harmless variation (`commute`, 0 by default; the testable reasoning row sets 0.5): the worked
+solutions write an addition step `running+x=result` as `x+running=result` with this probability,
+in every split, and the step verifier accepts both forms. Two sampled paths of one problem then
+often differ at an equivalent step *before* either errs, so a right-vs-wrong pair of independent
+paths splits at a harmless difference, while two siblings branched after that step split where the
+worse one goes wrong: the situation in which GFPO's shared-prefix pairs are claimed to assign
+credit better (docs/results.md, Table 1's "split at the first wrong step"). Not in the GFPO paper's
+tasks; built here so that the claim can be tested.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ class ArithTask(SyntheticTask):
         n_val: int = 500,
         n_test: int = 500,
         teacher_slip: float = 0.6,
+        commute: float = 0.0,
     ) -> None:
         super().__init__(seed=seed, n_train=n_train, n_val=n_val, n_test=n_test)
         if not 2 <= min_operands <= max_operands:
@@ -65,6 +75,7 @@ class ArithTask(SyntheticTask):
             raise ValueError(f"arith: digits must be >= 1 and ops a subset of '+-*', got {digits}, {ops!r}")
         self.digits, self.ops = digits, ops
         self.teacher_slip = require("task.teacher_slip", teacher_slip)  # range: config_schema.py
+        self.commute = require("task.commute", commute)
         self.min_operands, self.max_operands = min_operands, max_operands
 
     # --- generation -------------------------------------------------------------------------
@@ -88,17 +99,24 @@ class ArithTask(SyntheticTask):
 
     @staticmethod
     def _solve(
-        nums: list[int], ops: list[str], slip: float = 0.0, rng: random.Random | None = None
+        nums: list[int],
+        ops: list[str],
+        slip: float = 0.0,
+        rng: random.Random | None = None,
+        commute: float = 0.0,
+        form_rng: random.Random | None = None,
     ) -> tuple[list[str], int]:
         """The worked steps and the final value. With `slip` > 0 this is the fallible teacher: on a
         step between two non-negative values that crosses a ten (a carry or a borrow) it drops the
-        carry with probability `slip`, keeping the old tens digit, and goes on from the wrong value."""
+        carry with probability `slip`, keeping the old tens digit, and goes on from the wrong value.
+        With `commute` > 0 an addition is written operand-swapped (`5+7=12`) with that probability."""
         steps, acc = [], nums[0]
         for op, x in zip(ops, nums[1:]):
             res = _OPS[op](acc, x)
             if slip and min(acc, res) >= 0 and res // 10 != acc // 10 and rng.random() < slip:
                 res = 10 * (acc // 10) + res % 10  # e.g. 7+5=2, 12-5=17
-            steps.append(f"{acc}{op}{x}={res}")
+            swap = commute and op == "+" and form_rng.random() < commute
+            steps.append(f"{x}{op}{acc}={res}" if swap else f"{acc}{op}{x}={res}")
             acc = res
         return steps, acc
 
@@ -107,11 +125,12 @@ class ArithTask(SyntheticTask):
         # the training split's worked solution (the SFT data) is the teacher's, slips and all;
         # the answer every split is scored against is always the true one
         slip = self.teacher_slip if split == "train" else 0.0
+        form_rng = random.Random(f"arith-forms-{self.seed}-{split}")  # own stream: slips unchanged
         out = []
         for i, d in enumerate(draws):
             nums, ops = d.parts
             _, ans = self._solve(nums, ops)
-            steps, shown = self._solve(nums, ops, slip, slip_rng)
+            steps, shown = self._solve(nums, ops, slip, slip_rng, self.commute, form_rng)
             out.append(
                 Problem(
                     uid=self.uid(split, i),
@@ -122,6 +141,11 @@ class ArithTask(SyntheticTask):
                 )
             )
         return out
+
+    def reference_solution(self, problem: Problem) -> str:
+        """The clean worked solution (no teacher slips, additions in one form), on every split."""
+        steps, ans = self._solve(problem.meta["nums"], problem.meta["ops"])
+        return render_completion(steps, str(ans))
 
     # --- checking ---------------------------------------------------------------------------
     def score(self, problems: list[Problem], completions: list[str]) -> list[Score]:
@@ -135,8 +159,9 @@ class ArithTask(SyntheticTask):
         return out
 
     def verify_steps(self, problem: Problem, steps: list[str]) -> list[int]:
-        """The t-th equation must be `running op_t x_t = result`: right operand, operator and arithmetic,
-        starting from the true running value (so one slip is pinned to its own step).
+        """The t-th equation must be `running op_t x_t = result` (an addition also as `x_t+running`):
+        right operands, operator and arithmetic, starting from the true running value (so one slip is
+        pinned to its own step).
 
         >>> t = ArithTask(); p = t.problems("test")[0]
         >>> t.verify_steps(p, parse_completion(p.solution).steps) == [1] * len(p.meta["ops"])
@@ -150,7 +175,9 @@ class ArithTask(SyntheticTask):
                 scores.append(0)  # not an equation: nothing to check, and no operation consumed
                 continue
             a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
-            ok = t < len(ops) and a == acc and op == ops[t] and b == nums[t + 1] and c == _OPS[op](a, b)
+            want = (acc, nums[t + 1]) if t < len(ops) else None  # the operands, in either order for '+'
+            ok = want is not None and op == ops[t] and c == _OPS[op](a, b)
+            ok = ok and ((a, b) == want or (op == "+" and (b, a) == want))
             scores.append(1 if ok else -1)
             if t < len(ops):
                 acc = _OPS[ops[t]](acc, nums[t + 1])
