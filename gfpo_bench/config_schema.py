@@ -129,6 +129,8 @@ RULES: dict[str, Rule] = {
     "task.n_val": COUNT,
     "task.n_test": COUNT,
     "task.teacher_slip": Num(ge=0, le=1, hint="the probability of a dropped carry in the SFT data"),
+    "module.sft_mix.coef": Num(ge=0, hint="0: no supervised term"),
+    "task.commute": Num(ge=0, le=1, hint="the probability that a worked addition is written operand-swapped"),
     "task.val_size": Num(ge=0, integer=True),
     "task.limit": Num(ge=1, integer=True, null=True, hint="null: all problems"),
     "task.timeout_s": Num(gt=0),

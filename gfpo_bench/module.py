@@ -1,35 +1,32 @@
 """The LightningModule: wires the boxes of the one loop together and nothing else.
 
-    training_step:  sample -> reward -> dynamic sampling (DAPO) -> signal -> signal_loss -> finish_step
+    training_step:  sample -> reward -> dynamic sampling (DAPO) -> signal -> loss (+ sft_mix.py) -> finish
 
 The stage's method (a pairing strategy, or GRPO: grpo.py) turns the batch into a training signal:
-pairs, read by the shared pairwise loss (loss.py), or group-relative advantages, read by GRPO's
-own policy-gradient loss. Each unique sequence the signal uses is scored by one forward pass per
-step (the policy, and the frozen reference when the method needs one), never once per pair. The
-reference is a frozen copy of the starting model, or, for a LoRA (peft) model, the same model with
-its adapters disabled (no second copy; its checkpoints then hold the adapters only). A batch with
-no signal (no pairs; all advantages zero), or a non-finite loss, skips the optimizer step; both are
-counted and logged and the run goes on.
+pairs, read by the shared pairwise loss (loss.py), or group-relative advantages, read by GRPO's own
+policy-gradient loss. Each unique sequence the signal uses is scored by one forward pass per step
+(the policy, and the frozen reference when the method needs one), never once per pair. The reference
+is a frozen copy of the starting model, or, for LoRA (peft), the model with its adapters disabled
+(its checkpoints hold the adapters only). A batch with no signal (and no supervised term), or a
+non-finite loss, skips the optimizer step; both are counted and logged and the run goes on.
 
 The step's bookkeeping (tokens, skips, logged metrics) is the StepLedger's (ledger.py), on one
 process and under DDP alike: `finish_step` closes it once per step and logs what it returns.
 
-Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's,
-reward's and schedule's `state_dict`s, the global RNGs sampling draws from) and the ledger's
-counters; the callbacks and the datamodule put their own state there too. A resumed run goes on as
-if never stopped.
+Exact resume: besides weights and optimizer, checkpoints carry `run_state()` (the sampler's, reward's
+and schedule's `state_dict`s, the global RNGs sampling draws from) and the ledger's counters; the
+callbacks and the datamodule put their own state there too: a resumed run goes on as if never stopped.
 
 Distributed (DDP; FSDP takes the same path): each rank samples and scores its own share of the
 step's prompts (datamodule.py) and computes its own loss; DDP averages the gradients. The ledger's
 close is an all-gather: tokens are summed, so `tokens_generated`, the token budget and the schedule
-are global and the same on every rank (the stop decision must be); metrics are reduced (counts
-summed, rates averaged over the ranks that report them, weighted by prompts, or by pairs for pair
-statistics). Lightning cannot skip a step under DDP (every rank must join the gradient all-reduce):
-a rank with nothing to learn returns a zero loss that touches every trainable parameter, and the
-skip is counted; so under DDP a step where every rank skips still steps the optimizer with a zero
-gradient (Adam's moments decay), while a single process skips it. Rank 0 draws from the global RNGs
-as a single process would; ranks > 0 reseed theirs from (seed, rank). A resumed DDP run continues
-with the checkpoint's (rank 0's) state on every rank: it resumes, not bit-exactly.
+are global and the same on every rank (the stop decision must be); metrics are reduced (counts summed,
+rates averaged over the ranks that report them, weighted by prompts, or by pairs for pair statistics).
+Lightning cannot skip a step under DDP (every rank must join the gradient all-reduce): a rank with
+nothing to learn returns a zero loss that touches every trainable parameter, and the skip is counted;
+so under DDP a step where every rank skips steps the optimizer with a zero gradient (Adam's moments
+decay). Rank 0 draws from the global RNGs as a single process would; ranks > 0 reseed theirs from
+(seed, rank). A resumed DDP run continues with rank 0's state on every rank, not bit-exactly.
 """
 
 from __future__ import annotations
@@ -61,6 +58,7 @@ from gfpo_bench.pairing.dapo import dynamic_sampling
 from gfpo_bench.rewards.reward import Reward
 from gfpo_bench.sampling.base import Sampler
 from gfpo_bench.schedule import PairingSchedule
+from gfpo_bench.sft_mix import SupervisedMix
 from gfpo_bench.tasks.base import Task
 from gfpo_bench.types import Problem, RewardOutput, Rollouts
 
@@ -85,6 +83,7 @@ class PairwiseRLModule(L.LightningModule):
         seed: int = 0,
         init_optimizer_state: dict | None = None,  # optimizer moments of a warm-start run (init_optimizer)
         logits_budget: int | None = LOGITS_BUDGET,  # float32 logits held at once (models/logprobs.py)
+        sft_mix: SupervisedMix | None = None,  # SFT + RL mixed: a supervised term on references
     ) -> None:
         super().__init__()
         require("module.dynamic_max_rounds", dynamic_max_rounds)
@@ -93,7 +92,7 @@ class PairwiseRLModule(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode; dropout (if any) follows Lightning's mode
         self.sampler, self.reward, self.schedule, self.loss_fn = sampler, reward, schedule, loss
         self.optimizer_factory = optimizer
-        self.logits_budget = logits_budget
+        self.logits_budget, self.sft_mix = logits_budget, sft_mix or SupervisedMix()  # sft_mix: off at 0
         self.lora = is_peft(model)
         self.strict_loading = not self.lora  # LoRA checkpoints hold the adapters only
         # A plain list keeps the frozen reference out of parameters(), the optimizer and checkpoints.
@@ -123,6 +122,7 @@ class PairwiseRLModule(L.LightningModule):
             rollouts, rewards = self.filter_groups(rollouts, rewards, method, want=len(problems))
         signal = method(rollouts, rewards, self.rng)  # Pairs, or GRPO's GroupAdvantages
         out = self.signal_loss(rollouts, signal, method) if signal.has_signal else None
+        out = self.sft_mix.mix(self, problems, out)  # + the supervised term on references, when on
         return self.finish_step(rollouts, rewards, signal, method, out, stage)
 
     # --- boxes ----------------------------------------------------------------------------------

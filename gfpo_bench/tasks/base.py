@@ -36,6 +36,14 @@ class Task(ABC):
         """The text given to the model (before any chat template)."""
         return problem.question
 
+    def reference_solution(self, problem: Problem) -> str:
+        """A right worked solution, for supervised losses during RL (sft_mix.py): the problem's own."""
+        if problem.solution is None:
+            raise ValueError(
+                f"{self.name}: problem {problem.uid} has no reference solution (sft_mix needs one)"
+            )
+        return problem.solution
+
     @abstractmethod
     def score(self, problems: list[Problem], completions: list[str]) -> list[Score]:
         """Check each completion's final answer against its problem."""
