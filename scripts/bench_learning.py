@@ -4,6 +4,10 @@
 # python scripts/bench_learning.py --strategies srpo,gfpo --seeds 0,1 --budget 100000 --extra loss.beta=0.2
 """Does RL really teach the embedded default, and which strategy teaches most per generated token?
 
+Every strategy runs at today's defaults on one sampler (--sampler), so this is a learning check, not
+a verdict: the verdicts of record are scripts/tournament.py's (docs/protocol.md: every method tuned
+alike on val, reported on test with fresh seeds). Optimizer steps are reported next to tokens.
+
 Every run is the real CLI, launched as Hydra multirun sweeps (`gfpo-bench -m ... hydra/launcher=joblib`,
 two jobs in parallel, one CPU thread each) into one sweep dir, then read back with the compare tool
 (`gfpo-bench-compare`: mean +- 95% CI over seeds, learning-curve PNGs vs generated tokens). There is
@@ -34,8 +38,6 @@ from gfpo_bench.compare.stats import ci95_halfwidth
 
 ACC, SAMPLED = "val/math/accuracy", "val/math/sampled_accuracy"
 DEFAULT = "srpo"  # the default strategy (conf/config.yaml)
-# gfpo is run with the sampler it is designed for (branching makes its shared-prefix pairs)
-STRATEGY_SWEEPS = {"gfpo": ["pairing=gfpo", "sampler=branch"]}
 
 
 def gfpo_bench() -> str:
@@ -136,6 +138,9 @@ def main() -> None:
         default=["optim.lr=1e-5,3e-5,1e-4", "loss.positive_lambda=0,50"],
         help="sensitivity mode: the swept overrides",
     )
+    ap.add_argument(
+        "--sampler", default="independent", help="strategies mode: the one sampler every strategy uses"
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget", type=int, default=200_000, help="generated tokens per run (equal compute)")
     ap.add_argument("--max-steps", type=int, default=2000, help="a cap; the token budget ends runs first")
@@ -149,13 +154,9 @@ def main() -> None:
     build_warm_start(args)
 
     if args.mode == "strategies":
-        names = args.strategies.split(",")
-        plain = [s for s in names if s not in STRATEGY_SWEEPS]
-        if plain:
-            sweep(sweep_dir, [f"pairing={','.join(plain)}"], args)
-        for s in names:
-            if s in STRATEGY_SWEEPS:
-                sweep(sweep_dir, STRATEGY_SWEEPS[s], args)
+        # one sampler for every strategy (--sampler): a strategy on its own sampler would mix two
+        # questions, and a branched path costs fewer generated tokens, so more optimizer steps
+        sweep(sweep_dir, [f"pairing={args.strategies}", f"sampler={args.sampler}"], args)
         by = ["method"]
     else:
         sweep(sweep_dir, args.grid, args)

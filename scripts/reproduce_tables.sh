@@ -15,6 +15,10 @@
 #   DRY_RUN=1 scripts/reproduce_tables.sh          # print the sweeps, run nothing
 #
 # Running the same command again skips finished jobs and resumes interrupted ones (same $OUT).
+#
+# This script runs every method at today's defaults and reports val: a quick look, untuned for every
+# method alike. The verdicts of record come from scripts/tournament.py, which follows docs/protocol.md
+# (every method tuned alike on val, fresh seeds reported on test) and writes docs/tournament.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,17 +30,18 @@ LOGGER=${LOGGER:-csv}
 SWITCH_FRAC=${SWITCH_FRAC:-0.5}     # schedules switch strategy at this fraction of the token budget
 BUDGET_SCALE=${BUDGET_SCALE:-1}     # multiplies each row's budget.max_tokens (rows keep their ratios)
 EXTRA=${EXTRA:-}
-ROWS=${ROWS:-"table1_pairs table2_small_compute table2_noisy_reward table2_reasoning table2_cold_start table2_sft_mixed"}
+ROWS=${ROWS:-"table1_pairs table1_pairs_varied table2_small_compute table2_noisy_reward table2_reasoning table2_reasoning_varied table2_cold_start table2_sft_mixed table2_code"}
 # Two threads per run on a 2-core machine shared by parallel runs make every run several times slower.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 # The methods of each row: one sweep per line (a schedule is a separate sweep into the same dir).
 methods() {
   case $1 in
-    table1_pairs)         echo "pairing=srpo,vapo,gfpo,dapo,top2,random,grpo" ;;
+    table1_pairs*)        echo "pairing=srpo,vapo,gfpo,dapo,top2,random,grpo" ;;
     table2_small_compute) echo "pairing=srpo,vapo,dapo,gfpo,grpo" ;;
-    table2_noisy_reward)  echo "pairing=vapo,srpo,dapo,gfpo,grpo" ;;
-    table2_reasoning)     echo "pairing=gfpo,srpo,vapo,dapo,grpo" ;;
+    table2_noisy_reward)  echo "pairing=vapo,srpo,dapo,gfpo,grpo,top2,random" ;;
+    table2_reasoning*)    echo "pairing=gfpo,srpo,vapo,dapo,grpo" ;;
+    table2_code)          echo "pairing=gfpo,srpo,vapo,dapo,grpo" ;;
     table2_cold_start)    echo "schedule=srpo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
                           echo "pairing=gfpo,srpo,grpo" ;;
     table2_sft_mixed)     echo "schedule=dapo_to_gfpo schedule.second.start_tokens_frac=$SWITCH_FRAC"
@@ -64,7 +69,8 @@ for row in $ROWS; do
          "hydra.launcher.n_jobs=$N_JOBS" "hydra.sweep.dir=$OUT/$row" $EXTRA)
     if [[ -n ${DRY_RUN:-} ]]; then echo "${cmd[*]}"; else echo "== $row: $sweep (seeds $SEEDS)"; "${cmd[@]}"; fi
   done
-  [[ -n ${DRY_RUN:-} ]] || gfpo-bench-compare "$OUT/$row" --metrics val/math/accuracy --out "$OUT/$row/comparison" > /dev/null
+  metric=val/math/accuracy; [[ $row == table2_code ]] && metric=val/code/pass@1
+  [[ -n ${DRY_RUN:-} ]] || gfpo-bench-compare "$OUT/$row" --metrics $metric --out "$OUT/$row/comparison" > /dev/null
 done
 [[ -n ${DRY_RUN:-} ]] && exit 0
 
@@ -82,7 +88,7 @@ import pandas as pd
 from gfpo_bench.compare.stats import Sample, recommendation_verdicts
 
 out, md_path, seeds, wall, rows, scale = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
-ACC = "val/math/accuracy"
+ACC, PASS1 = "val/math/accuracy", "val/code/pass@1"
 PAIRS = {"srpo": "correct vs wrong path", "vapo": "highest vs lowest reward", "gfpo": "long shared prefix, split at one step",
          "dapo": "every informative pair (+ NLL, dynamic sampling)", "top2": "top-1 vs top-2 reward", "random": "any two with different reward",
          "grpo": "no pairs: group-relative advantages on every path"}
@@ -90,19 +96,23 @@ SITUATIONS = {  # row: (situation, recommended method)
     "table2_small_compute": ("small model / tight compute", "srpo"),
     "table2_noisy_reward": ("noisy reward (20% of R_final flipped)", "vapo"),
     "table2_reasoning": ("reasoning math (multi-step arithmetic)", "gfpo"),
+    "table2_reasoning_varied": ("reasoning math, harmless variation before the first error", "gfpo"),
+    "table2_code": ("code (pass@1 as accuracy)", "gfpo"),
     "table2_cold_start": ("cold start (weak warm start)", "srpo_to_gfpo"),
     "table2_sft_mixed": ("SFT + RL mixed", "dapo_to_gfpo"),
 }
 
 
 def table(row):
-    return pd.read_csv(out / row / "comparison" / "table.csv").set_index("method")
+    """The row's comparison; a code row's pass@1 is read as its accuracy."""
+    t = pd.read_csv(out / row / "comparison" / "table.csv").set_index("method")
+    return t.rename(columns=lambda c: c.replace(PASS1, ACC))
 
 
 def start_acc(row):
     """Greedy accuracy of the row's warm start, before any RL step (eval at step 0 of each run)."""
     hists = [json.loads(p.read_text()).get("eval_history") or [] for p in (out / row).glob("*/summary.json")]
-    vals = [h[0][ACC] for h in hists if h and h[0]["step"] == 0]
+    vals = [h[0].get(ACC, h[0].get(PASS1)) for h in hists if h and h[0]["step"] == 0]
     return sum(vals) / len(vals) if vals else math.nan
 
 
