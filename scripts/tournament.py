@@ -175,11 +175,13 @@ def chosen_settings(method: str, choices: dict) -> tuple[tuple[str, str], ...]:
     first, second = (choices[m]["settings"] for m in SCHEDULES[method])
     out = [("optim.lr", first["optim.lr"])]
     for stage, picked in (("first", first), ("second", second)):
-        out += [
-            (f"{stage}:{k}" if k.startswith("pairing.") else k, v)
-            for k, v in picked.items()
-            if k != "optim.lr"
-        ]
+        knobs = {k: v for k, v in picked.items() if k != "optim.lr"}
+        if any(not k.startswith("pairing.") for k in knobs):  # e.g. loss.beta: one value for both stages
+            raise SystemExit(f"{method}: a stage's tuned knob is not its pairing's ({knobs}); no rule for it")
+        out += [(f"{stage}:{k}", v) for k, v in knobs.items()]
+    names = [k.split(".")[-1] for k, _ in out]
+    if len(set(names)) != len(names):  # Job.name keys a result dir by the knobs' last parts
+        raise SystemExit(f"{method}: both stages tune {names}; the job name would not tell them apart")
     return tuple(out)
 
 

@@ -19,12 +19,13 @@ from tournament import (
     LRS,
     PASS1,
     REPORT_SEEDS,
-    RESULTS,
     ROWS,
     TABLES_MD,
     TUNE_ROW,
     TUNE_SEEDS,
     held_out,
+    report_jobs,
+    tuning_jobs,
 )
 
 from gfpo_bench.compare.stats import Sample, ci95_halfwidth, recommendation_verdicts
@@ -39,12 +40,13 @@ PAIR_COLUMNS = {  # pair_stats key: column title (means over a run's steps, then
 }
 
 
-def runs(phase: str, row: str) -> dict[str, list[dict]]:
-    """{method: [summary, ...]} of a row's finished runs."""
+def runs(jobs: list) -> dict[str, list[dict]]:
+    """{method: [summary, ...]} of the finished runs among `jobs` (the plan's, at the current choices:
+    a summary left from other settings is not read)."""
     out: dict[str, list[dict]] = {}
-    for path in sorted((RESULTS / phase / row).glob("*/*/*/summary.json")):
-        summary = json.loads(path.read_text())
-        out.setdefault(summary["method"], []).append(summary)
+    for job in jobs:
+        if job.result.is_file():
+            out.setdefault(job.method, []).append(json.loads(job.result.read_text()))
     return out
 
 
@@ -134,7 +136,7 @@ def verdict_table(rows: list[str], report: dict[str, dict[str, list[dict]]]) -> 
     for row in rows:
         rec, *alts = ROWS[row][0]
         have = report[row]
-        if rec in have and any(a in have for a in alts):
+        if all(len(have.get(m, [])) == len(REPORT_SEEDS) for m in (rec, *alts)):  # complete rows only
             sample = {m: Sample(*(lambda a: (float(np.mean(a)), float(np.std(a, ddof=1)) if len(a) > 1 else math.nan, len(a)))(
                 [held_out(s) for s in have[m]])) for m in [rec, *alts] if m in have}  # fmt: skip
             tested[row] = (sample[rec], {m: v for m, v in sample.items() if m != rec})
@@ -143,7 +145,8 @@ def verdict_table(rows: list[str], report: dict[str, dict[str, list[dict]]]) -> 
         "## Table 2: which method to use when", "",
         "Held: the recommended method beats every alternative of its row (largest one-sided Welch p over "
         "the alternatives, Holm across the rows, < 0.05). Did not hold: an alternative beats it (smallest "
-        "one-sided p, Holm across the rows, < 0.05). Otherwise: not shown. Test split, report seeds "
+        "one-sided p, Holm across the rows, < 0.05). Otherwise: not shown. A row is judged only when every "
+        "method of it has all its runs, and the Holm family is the judged rows. Test split, report seeds "
         f"{', '.join(map(str, REPORT_SEEDS))}.", "",
         "| row | recommended | its accuracy % | best alternative | its accuracy % | p, recommended > every "
         "alternative (Holm) | p, an alternative > recommended (Holm) | verdict |",
@@ -152,7 +155,10 @@ def verdict_table(rows: list[str], report: dict[str, dict[str, list[dict]]]) -> 
     for row in rows:
         rec = ROWS[row][0][0]
         if row not in verdicts:
-            lines.append(f"| `{row}` | {rec} | not run | | | | | |")
+            done = sum(len(v) for v in report[row].values())
+            lines.append(
+                f"| `{row}` | {rec} | incomplete: {done}/{len(ROWS[row][0]) * len(REPORT_SEEDS)} runs | | | | | |"
+            )
             continue
         v, have = verdicts[row], report[row]
         alt = max((m for m in have if m != rec), key=lambda m: np.mean([held_out(s) for s in have[m]]))
@@ -188,8 +194,8 @@ def spread_table(base: dict[str, list[dict]], other: dict[str, list[dict]]) -> l
 
 
 def write_tables(choices: dict, path: Path = TABLES_MD) -> str:
-    report = {row: runs("report", row) for row in ROWS}
-    tune = runs("tune", TUNE_ROW)
+    report = {row: runs(report_jobs([row], choices)) for row in ROWS}
+    tune = runs(tuning_jobs())
     minutes = sum(s["wall_time_s"] for ss in [*report.values(), {"": [x for v in tune.values() for x in v]}]
                   for v in ss.values() for s in v) / 60  # fmt: skip
     lines = [

@@ -53,7 +53,22 @@ def test_report_seeds_are_fresh_and_every_row_runs_each_method_with_its_choice()
 
 @pytest.mark.parametrize("row", list(T.ROWS))
 def test_every_row_uses_the_branch_sampler(row):
-    assert compose_cfg([f"experiment={row}"]).sampler._target_.endswith("BranchSampler")
+    assert compose_cfg(T.experiment(row)).sampler._target_.endswith("BranchSampler")
+
+
+def test_a_schedule_takes_its_stages_knobs_and_refuses_what_it_cannot_place():
+    choices = {"srpo": {"settings": {"optim.lr": "1e-04", "pairing.max_pairs_per_group": "16"}},
+               "gfpo": {"settings": {"optim.lr": "3e-05", "pairing.prefix_rule": "fraction"}},
+               "vapo": {"settings": {"optim.lr": "3e-05", "loss.beta": "0.3"}}}  # fmt: skip
+    settings = T.chosen_settings("srpo_to_gfpo", choices)
+    assert settings == (("optim.lr", "1e-04"), ("first:pairing.max_pairs_per_group", "16"),
+                        ("second:pairing.prefix_rule", "fraction"))  # fmt: skip
+    T.SCHEDULES["vapo_to_gfpo"] = ("vapo", "gfpo")
+    try:
+        with pytest.raises(SystemExit, match="not its pairing's"):
+            T.chosen_settings("vapo_to_gfpo", choices)
+    finally:
+        del T.SCHEDULES["vapo_to_gfpo"]
 
 
 def test_the_rows_differ_in_what_they_claim_to():
