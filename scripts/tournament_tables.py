@@ -126,7 +126,10 @@ def row_table(row: str, by_method: dict[str, list[dict]]) -> list[str]:
         mean, ci, n = accuracy(ss)
         steps = np.mean([s["steps"] for s in ss])
         tokens = np.mean([s["tokens_generated"] for s in ss])
-        pairs = " | ".join(f"{pair_mean(ss, k):.2f}" for k in PAIR_COLUMNS)
+        cells = [pair_mean(ss, k) for k in PAIR_COLUMNS]
+        if method == "grpo":  # no pairs: its signal is the groups with a spread
+            cells = [c if k.startswith("groups_") else math.nan for k, c in zip(PAIR_COLUMNS, cells)]
+        pairs = " | ".join("–" if math.isnan(c) else f"{c:.2f}" for c in cells)
         lines.append(f"| {method} | {fmt(mean, ci)} | {n} | {steps:.0f} | {tokens:,.0f} | {pairs} |")
     return lines + [""]
 
