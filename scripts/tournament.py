@@ -96,7 +96,7 @@ ROWS = {
 # a row that is another row's experiment with overrides of its own
 VARIANTS = {"spread_reasoning_model_seed1": ("table2_reasoning", ["model.seed=1"])}
 TUNE_EVAL = ["callbacks.eval.split=val", "callbacks.eval.at_start=false"]
-REPORT_EVAL = ["callbacks.eval.split=test", "callbacks.eval.at_start=true"]
+REPORT_EVAL = ["callbacks.eval.split=test"]  # + the warm start's evaluation, once per row and method
 COMMON = [
     "logger=csv",
     "callbacks.eval.every_n_steps=0",  # 0: only at the start (if at_start) and at the end
@@ -143,6 +143,8 @@ class Job:
     def overrides(self) -> list[str]:
         out = [*experiment(self.row), *method_overrides(self.method, dict(self.settings))]
         out += [f"seed={self.seed}", *(TUNE_EVAL if self.phase == "tune" else REPORT_EVAL), *COMMON]
+        if self.phase == "report":  # greedy, so the same for every seed: the first seed's run measures it
+            out.append(f"callbacks.eval.at_start={str(self.seed == REPORT_SEEDS[0]).lower()}")
         return out + [f"hydra.run.dir='{self.run_dir}'"]  # quoted: the path holds '=' and ','
 
 
