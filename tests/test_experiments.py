@@ -40,7 +40,9 @@ OWN_TASK = {"table2_code": ["model.sft.steps=3", "task.n_train=200", "task.n_val
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
 def test_every_experiment_runs_one_step(path, tmp_path):
     assert path.read_text().startswith("# @package _global_"), "an experiment holds global deltas only"
-    cfg = compose_cfg([f"experiment={path.stem}", *ONE_STEP, *OWN_TASK.get(path.stem, ARITH)], tmp_path / "run")
+    cfg = compose_cfg(
+        [f"experiment={path.stem}", *ONE_STEP, *OWN_TASK.get(path.stem, ARITH)], tmp_path / "run"
+    )
     assert cfg.budget.max_tokens, "every method of a row must get the same token budget"
     summary = run(cfg)
     assert summary["status"] == "completed" and summary["steps"] == 1
