@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, list[str]]] = [  # bottom -> top
             "gfpo_bench.pairing",
             "gfpo_bench.analytics",
             "gfpo_bench.loss",
+            "gfpo_bench.sft_mix",
             "gfpo_bench.grpo",
             "gfpo_bench.policies",
             "gfpo_bench.eval",

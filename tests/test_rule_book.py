@@ -152,6 +152,12 @@ def _module(c: DictConfig):
     return PairwiseRLModule(**none, dynamic_max_rounds=c.module.dynamic_max_rounds)
 
 
+def _sft_mix(c: DictConfig):
+    from gfpo_bench.sft_mix import SupervisedMix
+
+    return SupervisedMix(coef=c.module.sft_mix.coef)
+
+
 def _eval(**kw):
     from gfpo_bench.callbacks.evaluation import EvalCallback
 
@@ -307,6 +313,7 @@ REFUSED: list[tuple[list[str], Callable[[DictConfig], object]]] = [
     (["callbacks.eval.table_rows=-1"], lambda c: _eval(table_rows=c.callbacks.eval.table_rows)),
     (["prompts_per_step=0"], _data),
     (["module.dynamic_max_rounds=-1"], _module),
+    (["module.sft_mix.coef=-0.1"], _sft_mix),
     (["pairing.sft_coef=-1.0"], _pairing("sft_coef")),
     (["pairing.max_pairs_per_group=0"], _pairing("max_pairs_per_group")),
     (["pairing=gfpo", "pairing.eps=-1.0"], _pairing("eps")),
@@ -327,6 +334,7 @@ REFUSED: list[tuple[list[str], Callable[[DictConfig], object]]] = [
     (["task.n_train=0"], _arith("n_train")),
     (["task.n_val=0"], _arith("n_val")),
     (["task.teacher_slip=1.5"], _arith("teacher_slip")),
+    (["task.commute=1.5"], _arith("commute")),
     (["task=gsm8k", "task.limit=0"], _gsm8k("limit")),
     (["task=gsm8k", "task.limit=0"], _take),
     (["task=gsm8k", "task.val_size=-1"], _gsm8k("val_size")),
