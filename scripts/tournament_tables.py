@@ -60,6 +60,13 @@ def accuracy(summaries: list[dict]) -> tuple[float, float, int]:
     return float(np.mean(accs)), ci95_halfwidth(accs), len(accs)
 
 
+def sample_of(summaries: list[dict]) -> Sample:
+    """Mean, sample sd (ddof=1; NaN for one run) and n of the final held-out scores: a Welch input."""
+    scores = [held_out(s) for s in summaries]
+    sd = float(np.std(scores, ddof=1)) if len(scores) > 1 else math.nan
+    return Sample(float(np.mean(scores)), sd, len(scores))
+
+
 def fmt(mean: float, ci: float) -> str:
     return f"{100 * mean:.1f}" + ("" if math.isnan(ci) else f" ± {100 * ci:.1f}")
 
@@ -140,9 +147,7 @@ def verdict_table(rows: list[str], report: dict[str, dict[str, list[dict]]]) -> 
         rec, *alts = ROWS[row][0]
         have = report[row]
         if all(len(have.get(m, [])) == len(REPORT_SEEDS) for m in (rec, *alts)):  # complete rows only
-            sample = {m: Sample(*(lambda a: (float(np.mean(a)), float(np.std(a, ddof=1)) if len(a) > 1 else math.nan, len(a)))(
-                [held_out(s) for s in have[m]])) for m in [rec, *alts] if m in have}  # fmt: skip
-            tested[row] = (sample[rec], {m: v for m, v in sample.items() if m != rec})
+            tested[row] = (sample_of(have[rec]), {m: sample_of(have[m]) for m in alts})
     verdicts = recommendation_verdicts(tested)
     lines = [
         "## Table 2: which method to use when", "",
@@ -164,7 +169,7 @@ def verdict_table(rows: list[str], report: dict[str, dict[str, list[dict]]]) -> 
             )
             continue
         v, have = verdicts[row], report[row]
-        alt = max((m for m in have if m != rec), key=lambda m: np.mean([held_out(s) for s in have[m]]))
+        alt = max((m for m in have if m != rec), key=lambda m: sample_of(have[m]).mean)
         p = lambda x, who: "n/a" if math.isnan(x) else f"{x:.2g} ({who})"  # noqa: E731
         lines.append(f"| `{row}` | {rec} | {fmt(*accuracy(have[rec])[:2])} | {alt} | {fmt(*accuracy(have[alt])[:2])} | "
                      f"{p(v.p_held_holm, v.weakest)} | {p(v.p_failed_holm, v.strongest)} | {v.verdict} |")  # fmt: skip
